@@ -1,0 +1,660 @@
+//! [`Engine`]: the sharded ledger tied to the WAL — op execution, durability waits, expiry,
+//! reads, recovery.
+//!
+//! An op runs as: validate (no locks) → lock the shards it touches in ascending order → expire
+//! any due hold in them first → decide → draw the next LSN, apply the events, queue the record
+//! for the WAL → unlock → wait until the record (or, for a refusal or an idempotent reply,
+//! everything the op observed) is durable → reply. The LSN is drawn while every shard the op
+//! touches is locked, so on every SKU the LSN order is the apply order, and replaying the WAL in
+//! LSN order is a valid serial history (rule 3).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_skiplist::SkipMap;
+use parking_lot::{Condvar, Mutex};
+
+use crate::clock::Clock;
+use crate::error::{EngineError, Result, not_found};
+use crate::event::{Event, Record};
+use crate::ledger::apply::{self, Ctx, Locked};
+use crate::ledger::decide::{self, Decision};
+use crate::ledger::shard::{Retention, Router, Shard, SkuCell};
+use crate::ledger::validate;
+use crate::limits;
+use crate::model::{Line, Op, OpOutput, Product, Reservation, StockLevel};
+use crate::wal::fs::Fs;
+use crate::wal::{RecoveryReport, SyncMode, Wal, WalConfig, WalCursor, WalError};
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub shards: usize,
+    pub wal: WalConfig,
+    pub ttl_default_seconds: u32,
+    pub id_retention_seconds: u64,
+    pub id_retention_count: u64,
+    pub live_holds_max: u64,
+    /// Run the background thread that writes expiry records for due holds. Tests that drive a
+    /// manual clock may turn it off and call [`Engine::expire_due`] themselves.
+    pub expiry_sweeper: bool,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
+        Self {
+            shards: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            wal: WalConfig::new(data_dir.join("wal")),
+            ttl_default_seconds: limits::TTL_SECONDS_DEFAULT,
+            id_retention_seconds: limits::ID_RETENTION_SECONDS_DEFAULT,
+            id_retention_count: limits::ID_RETENTION_COUNT_DEFAULT,
+            live_holds_max: limits::LIVE_HOLDS_MAX_DEFAULT,
+            expiry_sweeper: true,
+        }
+    }
+}
+
+/// The outcome of an op before its durability wait: the reply, and the LSN that must be
+/// durable before the reply may be sent.
+#[derive(Debug)]
+pub struct Submitted {
+    pub result: Result<OpOutput>,
+    pub wait_lsn: u64,
+}
+
+/// A canonical dump of the whole ledger, for equality checks in tests.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StateDump {
+    pub products: BTreeMap<String, (String, i64, u32, u32, u64, u64)>,
+    pub reservations: BTreeMap<String, Reservation>,
+    pub receipts: BTreeSet<String>,
+    pub adjustments: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EngineStats {
+    pub last_lsn: u64,
+    pub durable_lsn: u64,
+    pub skus: u64,
+    pub active_reservations: u64,
+    pub wal_bytes: u64,
+    pub fsyncs: u64,
+    pub fsync_nanos_total: u64,
+    pub records_written: u64,
+    pub failed: bool,
+}
+
+pub struct Engine {
+    shards: Box<[Mutex<Shard>]>,
+    router: Router,
+    index: SkipMap<String, Arc<SkuCell>>,
+    /// The last LSN drawn (records up to it exist in memory; durable_lsn trails it).
+    last_lsn: AtomicU64,
+    live_holds: AtomicU64,
+    expiry_hint_ms: AtomicU64,
+    wal: Option<Wal>,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+    retention: Retention,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    sweeper: Mutex<Option<JoinHandle<()>>>,
+    closed: AtomicBool,
+}
+
+impl Engine {
+    /// Opens the engine: replays the WAL (torn tail truncated, corruption refused per the
+    /// recovery mode), then starts the WAL writer and the expiry sweeper.
+    pub fn open(config: EngineConfig, fs: Arc<dyn Fs>, clock: Arc<dyn Clock>) -> Result<(Arc<Engine>, RecoveryReport), WalError> {
+        assert!(config.shards >= 1 && config.shards <= limits::SHARDS_MAX, "shards out of range");
+        let retention = Retention {
+            ms: config.id_retention_seconds.saturating_mul(1000),
+            count_per_shard: (config.id_retention_count as usize).div_ceil(config.shards).max(1),
+        };
+        let mut engine = Engine {
+            shards: (0..config.shards).map(|_| Mutex::new(Shard::default())).collect(),
+            router: Router::new(config.shards),
+            index: SkipMap::new(),
+            last_lsn: AtomicU64::new(0),
+            live_holds: AtomicU64::new(0),
+            expiry_hint_ms: AtomicU64::new(u64::MAX),
+            wal: None,
+            clock,
+            config: config.clone(),
+            retention,
+            stop: Arc::new((Mutex::new(false), Condvar::new())),
+            sweeper: Mutex::new(None),
+            closed: AtomicBool::new(false),
+        };
+        let mut report = RecoveryReport::default();
+        if config.wal.sync != SyncMode::Off {
+            let (wal, recovered) = Wal::open(fs, config.wal.clone(), 0, |lsn, payload| engine.replay(lsn, payload))?;
+            engine.wal = Some(wal);
+            report = recovered;
+        }
+        engine.recompute_expiry_hint();
+        let engine = Arc::new(engine);
+        if config.expiry_sweeper {
+            let weak = Arc::downgrade(&engine);
+            let stop = engine.stop.clone();
+            let handle = std::thread::Builder::new()
+                .name("expiry-sweeper".into())
+                .spawn(move || sweep_loop(weak, stop))
+                .expect("spawn expiry sweeper");
+            *engine.sweeper.lock() = Some(handle);
+        }
+        Ok((engine, report))
+    }
+
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            router: self.router,
+            index: &self.index,
+            live_holds: &self.live_holds,
+            retention: self.retention,
+        }
+    }
+
+    fn lock(&self, shards: &BTreeSet<usize>) -> Locked<'_> {
+        Locked {
+            guards: shards.iter().map(|&i| (i, self.shards[i].lock())).collect(),
+        }
+    }
+
+    /// Applies one WAL record during recovery, with every precondition checked.
+    fn replay(&self, lsn: u64, payload: &[u8]) -> Result<(), String> {
+        let record = Record::decode(payload).map_err(|e| format!("undecodable payload: {e}"))?;
+        if record.events.is_empty() {
+            return Err("record without events".into());
+        }
+        let mut shards = BTreeSet::new();
+        for event in &record.events {
+            self.event_shards(event, &mut shards);
+        }
+        let mut locked = self.lock(&shards);
+        let ctx = self.ctx();
+        for event in &record.events {
+            apply::apply(&ctx, &mut locked, lsn, record.at_ms, event)?;
+        }
+        locked.set_last_lsn(lsn);
+        self.last_lsn.store(lsn, Ordering::Release);
+        Ok(())
+    }
+
+    fn event_shards(&self, event: &Event, out: &mut BTreeSet<usize>) {
+        let r = &self.router;
+        match event {
+            Event::ProductUpserted { sku, .. } => {
+                out.insert(r.of(sku));
+            }
+            Event::StockReceived { receipt_id: id, sku, .. } | Event::StockAdjusted { adjustment_id: id, sku, .. } => {
+                out.insert(r.of(id));
+                out.insert(r.of(sku));
+            }
+            Event::InventoryReserved {
+                reservation_id: id,
+                lines,
+                ..
+            }
+            | Event::ReservationReleased {
+                reservation_id: id,
+                lines,
+            }
+            | Event::ReservationExpired {
+                reservation_id: id,
+                lines,
+            } => {
+                out.insert(r.of(id));
+                out.extend(lines.iter().map(|l| r.of(&l.sku)));
+            }
+            Event::ReservationCommitted {
+                reservation_id,
+                committed,
+                released,
+            } => {
+                out.insert(r.of(reservation_id));
+                out.extend(committed.iter().chain(released).map(|l| r.of(&l.sku)));
+            }
+        }
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Runs an op up to (not including) its durability wait.
+    pub fn submit(&self, op: Op) -> Submitted {
+        let op = match validate::op(op, self.config.ttl_default_seconds) {
+            Ok(op) => op,
+            Err(e) => return Submitted { result: Err(e), wait_lsn: 0 },
+        };
+        if let Some(failure) = self.wal.as_ref().and_then(|w| w.failure()) {
+            return Submitted {
+                result: Err(EngineError::Unavailable(format!("storage failed, writes stopped: {failure}"))),
+                wait_lsn: 0,
+            };
+        }
+        let ctx = self.ctx();
+        loop {
+            let now = self.clock.now_ms();
+            let mut shards = self.op_shards(&op, now);
+            let mut locked = self.lock(&shards);
+            if locked.next_expiry_ms().is_some_and(|due| due <= now) {
+                drop(locked);
+                self.expire_due(now);
+                continue;
+            }
+            // A commit or release touches the SKUs of the hold; if the hold's lines were not
+            // known (or changed) when the shard set was computed, lock again with the right set.
+            if let Op::Commit { reservation_id, .. } | Op::Release { reservation_id } = &op {
+                self.hold_shards(&mut locked, reservation_id, now, &mut shards);
+                if shards.iter().any(|s| !locked.holds(*s)) {
+                    continue;
+                }
+            }
+            let decision = decide::decide(&ctx, &mut locked, &op, now, self.config.live_holds_max);
+            return match decision {
+                Err(e) => Submitted {
+                    result: Err(e),
+                    wait_lsn: locked.max_last_lsn(),
+                },
+                Ok(Decision::Reply(out)) => Submitted {
+                    result: Ok(out),
+                    wait_lsn: locked.max_last_lsn(),
+                },
+                Ok(Decision::Write(events)) => {
+                    let lsn = self.write(&ctx, &mut locked, now, events);
+                    Submitted {
+                        result: decide::output(&ctx, &mut locked, &op),
+                        wait_lsn: lsn,
+                    }
+                }
+            };
+        }
+    }
+
+    /// Draws the next LSN, applies the events and queues the record — all under the locks.
+    fn write(&self, ctx: &Ctx, locked: &mut Locked, now: u64, events: Vec<Event>) -> u64 {
+        let record = Record { at_ms: now, events };
+        let payload = self.wal.as_ref().map(|_| record.encode());
+        if let Some(payload) = &payload {
+            assert!(payload.len() <= limits::RECORD_BYTES_MAX, "record too large");
+        }
+        let lsn = self.last_lsn.fetch_add(1, Ordering::AcqRel) + 1;
+        for event in &record.events {
+            if let Err(reason) = apply::apply(ctx, locked, lsn, now, event) {
+                panic!("bug: a decided event does not apply at LSN {lsn}: {reason}");
+            }
+            if let Event::InventoryReserved { expires_at_ms, .. } = event {
+                self.expiry_hint_ms.fetch_min(*expires_at_ms, Ordering::AcqRel);
+            }
+        }
+        locked.set_last_lsn(lsn);
+        if let (Some(wal), Some(payload)) = (&self.wal, payload) {
+            wal.push(lsn, payload);
+        }
+        lsn
+    }
+
+    fn op_shards(&self, op: &Op, now: u64) -> BTreeSet<usize> {
+        let r = &self.router;
+        let mut out = BTreeSet::new();
+        match op {
+            Op::UpsertProduct { sku, .. } => {
+                out.insert(r.of(sku));
+            }
+            Op::Receive { receipt_id: id, sku, .. } | Op::Adjust { adjustment_id: id, sku, .. } => {
+                out.insert(r.of(id));
+                out.insert(r.of(sku));
+            }
+            Op::Reserve {
+                reservation_id, lines, ..
+            } => {
+                out.insert(r.of(reservation_id));
+                out.extend(lines.iter().map(|l| r.of(&l.sku)));
+            }
+            Op::Commit { reservation_id, .. } | Op::Release { reservation_id } => {
+                let home = r.of(reservation_id);
+                out.insert(home);
+                let mut locked = self.lock(&out);
+                self.hold_shards(&mut locked, reservation_id, now, &mut out);
+            }
+        }
+        out
+    }
+
+    /// Adds the shards of a hold's SKUs to `out` (reads the hold from its locked home shard).
+    fn hold_shards(&self, locked: &mut Locked, id: &str, now: u64, out: &mut BTreeSet<usize>) {
+        let home = self.router.of(id);
+        if let Some(entry) = locked.shard(home).reservation(id, now, self.retention) {
+            out.extend(entry.lines.iter().map(|l| self.router.of(&l.sku)));
+        }
+    }
+
+    /// Writes an expiry record for every hold whose deadline is at or before `now`.
+    pub fn expire_due(&self, now: u64) -> usize {
+        let mut due: BTreeSet<String> = BTreeSet::new();
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            due.extend(
+                shard
+                    .expiry
+                    .iter()
+                    .take_while(|(at, _)| *at <= now)
+                    .take(limits::EXPIRY_SWEEP_BATCH_MAX)
+                    .map(|(_, id)| id.clone()),
+            );
+        }
+        let mut expired = 0;
+        for id in &due {
+            if self.expire_one(id, now) {
+                expired += 1;
+            }
+        }
+        self.recompute_expiry_hint();
+        expired
+    }
+
+    fn expire_one(&self, id: &str, now: u64) -> bool {
+        let ctx = self.ctx();
+        let mut shards = BTreeSet::from([self.router.of(id)]);
+        {
+            let mut home = self.lock(&shards);
+            self.hold_shards(&mut home, id, now, &mut shards);
+        }
+        let mut locked = self.lock(&shards);
+        let home = self.router.of(id);
+        let Some(entry) = locked.shard(home).reservations.get(id) else {
+            return false;
+        };
+        let lines = entry.lines.clone();
+        let due = entry.state == crate::model::ReservationState::Active && entry.expires_at_ms <= now;
+        let covered = lines.iter().all(|l| locked.holds(self.router.of(&l.sku)));
+        if !due || !covered {
+            return false;
+        }
+        if self.wal.as_ref().is_some_and(|w| w.failure().is_some()) {
+            return false;
+        }
+        self.write(
+            &ctx,
+            &mut locked,
+            now,
+            vec![Event::ReservationExpired {
+                reservation_id: id.to_string(),
+                lines,
+            }],
+        );
+        true
+    }
+
+    fn recompute_expiry_hint(&self) {
+        self.expiry_hint_ms.store(u64::MAX, Ordering::Release);
+        for shard in self.shards.iter() {
+            if let Some(at) = shard.lock().next_expiry_ms() {
+                self.expiry_hint_ms.fetch_min(at, Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// Before a read: expire due holds so that a hold is never counted after its deadline.
+    fn expire_before_read(&self) {
+        let now = self.clock.now_ms();
+        if self.expiry_hint_ms.load(Ordering::Acquire) <= now {
+            self.expire_due(now);
+        }
+    }
+
+    /// Blocks until `lsn` is durable (no-op without a WAL).
+    pub fn wait_durable(&self, lsn: u64) -> Result<()> {
+        match &self.wal {
+            Some(wal) => wal.wait_durable(lsn),
+            None => Ok(()),
+        }
+    }
+
+    pub async fn wait_durable_async(&self, lsn: u64) -> Result<()> {
+        match &self.wal {
+            Some(wal) => wal.wait_durable_async(lsn).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Runs an op and waits for durability: the reply a client may be sent.
+    pub fn execute(&self, op: Op) -> Result<OpOutput> {
+        let submitted = self.submit(op);
+        self.wait_durable(submitted.wait_lsn)?;
+        submitted.result
+    }
+
+    pub async fn execute_async(&self, op: Op) -> Result<OpOutput> {
+        let submitted = self.submit(op);
+        self.wait_durable_async(submitted.wait_lsn).await?;
+        submitted.result
+    }
+
+    /// Runs ops in order and waits once for all of them (one group commit for the batch).
+    pub async fn execute_batch_async(&self, ops: Vec<Op>) -> Vec<Result<OpOutput>> {
+        let mut wait_lsn = 0;
+        let mut results = Vec::with_capacity(ops.len());
+        for op in ops {
+            let submitted = self.submit(op);
+            wait_lsn = wait_lsn.max(submitted.wait_lsn);
+            results.push(submitted.result);
+        }
+        match self.wait_durable_async(wait_lsn).await {
+            Ok(()) => results,
+            Err(e) => results.into_iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
+
+    /// Current stock of a SKU, lock-free. May be ahead of disk by one group commit.
+    pub fn get_stock(&self, sku: &str) -> Result<StockLevel> {
+        validate::sku("sku", sku)?;
+        self.expire_before_read();
+        self.index
+            .get(sku)
+            .map(|e| e.value().level(sku))
+            .ok_or_else(|| not_found(format!("unknown SKU {sku}")))
+    }
+
+    /// A page of stock levels in SKU order, after `after` (exclusive). Lock-free.
+    pub fn list_stock(&self, after: Option<&str>, page_size: usize, low_only: bool) -> (Vec<StockLevel>, Option<String>) {
+        self.expire_before_read();
+        let page_size = page_size.clamp(1, limits::PAGE_SIZE_MAX);
+        let mut out = Vec::with_capacity(page_size);
+        let lower = match after {
+            Some(after) => std::ops::Bound::Excluded(after),
+            None => std::ops::Bound::Unbounded,
+        };
+        let range = self.index.range::<str, _>((lower, std::ops::Bound::Unbounded));
+        let mut more = false;
+        for entry in range {
+            let level = entry.value().level(entry.key());
+            if low_only && level.status == crate::model::StockStatus::InStock {
+                continue;
+            }
+            if out.len() == page_size {
+                more = true;
+                break;
+            }
+            out.push(level);
+        }
+        let next = if more { out.last().map(|l| l.sku.clone()) } else { None };
+        (out, next)
+    }
+
+    pub fn get_product(&self, sku: &str) -> Result<Product> {
+        validate::sku("sku", sku)?;
+        let shard = self.shards[self.router.of(sku)].lock();
+        let entry = shard.skus.get(sku).ok_or_else(|| not_found(format!("unknown SKU {sku}")))?;
+        Ok(Product {
+            sku: sku.to_string(),
+            name: entry.product.name.clone(),
+            unit_price_cents: entry.product.unit_price_cents,
+            reorder_level: entry.product.reorder_level,
+            reorder_quantity: entry.product.reorder_quantity,
+            stock: entry.level(sku),
+        })
+    }
+
+    pub fn get_reservation(&self, id: &str) -> Result<Reservation> {
+        validate::id("reservation_id", id)?;
+        self.expire_before_read();
+        let now = self.clock.now_ms();
+        let shard = self.shards[self.router.of(id)].lock();
+        shard
+            .reservation(id, now, self.retention)
+            .map(|e| e.view(id))
+            .ok_or_else(|| not_found(format!("reservation {id} not found")))
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        let wal = self.wal.as_ref().map(|w| w.stats()).unwrap_or_default();
+        let last_lsn = self.last_lsn.load(Ordering::Acquire);
+        EngineStats {
+            last_lsn,
+            durable_lsn: if self.wal.is_some() { wal.durable_lsn } else { last_lsn },
+            skus: self.index.len() as u64,
+            active_reservations: self.live_holds.load(Ordering::Relaxed),
+            wal_bytes: wal.bytes_on_disk,
+            fsyncs: wal.fsyncs,
+            fsync_nanos_total: wal.fsync_nanos_total,
+            records_written: wal.records_written,
+            failed: self.wal.as_ref().is_some_and(|w| w.failure().is_some()),
+        }
+    }
+
+    pub fn failure(&self) -> Option<String> {
+        self.wal.as_ref().and_then(|w| w.failure())
+    }
+
+    /// Reads the change feed: durable records from `from_lsn` on.
+    pub fn feed(&self, from_lsn: u64) -> Option<WalCursor> {
+        self.wal.as_ref().map(|w| w.cursor(from_lsn))
+    }
+
+    pub fn wal(&self) -> Option<&Wal> {
+        self.wal.as_ref()
+    }
+
+    /// Every SKU's figures and every reservation, sorted — for tests that compare states.
+    pub fn dump(&self) -> StateDump {
+        let mut dump = StateDump::default();
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            for (sku, e) in &shard.skus {
+                let p = &e.product;
+                dump.products.insert(
+                    sku.clone(),
+                    (p.name.clone(), p.unit_price_cents, p.reorder_level, p.reorder_quantity, e.on_hand, e.reserved),
+                );
+            }
+            for (id, r) in &shard.reservations {
+                dump.reservations.insert(id.clone(), r.view(id));
+            }
+            dump.receipts.extend(shard.receipts.keys().cloned());
+            dump.adjustments.extend(shard.adjustments.keys().cloned());
+        }
+        dump
+    }
+
+    /// Checks `0 ≤ reserved ≤ on_hand` for every SKU and that `reserved` equals the sum of
+    /// active holds — the invariant checker tests run alongside load. Locks every shard.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let guards: Vec<_> = self.shards.iter().map(|s| s.lock()).collect();
+        let mut held: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut active = 0u64;
+        for shard in &guards {
+            for r in shard.reservations.values() {
+                if r.state == crate::model::ReservationState::Active {
+                    active += 1;
+                    for line in &r.lines {
+                        *held.entry(line.sku.as_str()).or_default() += u64::from(line.quantity);
+                    }
+                }
+            }
+        }
+        for shard in &guards {
+            for (sku, e) in &shard.skus {
+                if e.reserved > e.on_hand {
+                    return Err(format!("{sku}: reserved {} > on_hand {}", e.reserved, e.on_hand));
+                }
+                let expected = held.get(sku.as_str()).copied().unwrap_or(0);
+                if e.reserved != expected {
+                    return Err(format!("{sku}: reserved {} but active holds sum to {expected}", e.reserved));
+                }
+                let published = e.cell.level(sku);
+                if published.on_hand != e.on_hand || published.reserved != e.reserved {
+                    return Err(format!("{sku}: published figures differ from the ledger"));
+                }
+            }
+        }
+        let live = self.live_holds.load(Ordering::Relaxed);
+        if live != active {
+            return Err(format!("live hold counter {live} but {active} active holds"));
+        }
+        Ok(())
+    }
+
+    /// Stops the sweeper and flushes the WAL. Idempotent; also runs on drop.
+    pub fn shutdown(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        {
+            let (flag, cv) = &*self.stop;
+            *flag.lock() = true;
+            cv.notify_all();
+        }
+        if let Some(handle) = self.sweeper.lock().take()
+            && handle.thread().id() != std::thread::current().id()
+        {
+            let _ = handle.join();
+        }
+        if let Some(wal) = &self.wal {
+            wal.shutdown();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn sweep_loop(engine: std::sync::Weak<Engine>, stop: Arc<(Mutex<bool>, Condvar)>) {
+    let interval = Duration::from_millis(limits::EXPIRY_SWEEP_INTERVAL_MILLIS);
+    loop {
+        {
+            let (flag, cv) = &*stop;
+            let mut stopped = flag.lock();
+            if !*stopped {
+                cv.wait_for(&mut stopped, interval);
+            }
+            if *stopped {
+                return;
+            }
+        }
+        let Some(engine) = engine.upgrade() else { return };
+        let now = engine.clock.now_ms();
+        engine.expire_due(now);
+    }
+}
+
+/// Lines as "SKU×qty" for messages and script output.
+pub fn lines_text(lines: &[Line]) -> String {
+    lines
+        .iter()
+        .map(|l| format!("{}×{}", l.sku, l.quantity))
+        .collect::<Vec<_>>()
+        .join(",")
+}

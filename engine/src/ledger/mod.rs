@@ -1,0 +1,7 @@
+//! The ledger: sharded in-memory state ([`shard`]), request checks ([`validate`]), decisions
+//! ([`decide`]) and the one mutation path shared by live ops and replay ([`apply`]).
+
+pub mod apply;
+pub mod decide;
+pub mod shard;
+pub mod validate;

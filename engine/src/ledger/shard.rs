@@ -1,0 +1,254 @@
+//! One shard's state. A shard owns the SKUs, reservations and idempotency records whose keys
+//! hash to it ([`Router`]); it is mutated only under its mutex, which is held for the in-memory
+//! apply and the LSN draw — never across I/O.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crate::model::{Line, Reservation, ReservationState, StockLevel, StockStatus};
+
+/// Maps a key (SKU or client id) to its shard: FNV-1a, stable across runs and platforms.
+#[derive(Debug, Clone, Copy)]
+pub struct Router {
+    shards: usize,
+}
+
+impl Router {
+    pub fn new(shards: usize) -> Self {
+        assert!(shards >= 1);
+        Self { shards }
+    }
+    pub fn shards(&self) -> usize {
+        self.shards
+    }
+    pub fn of(&self, key: &str) -> usize {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in key.as_bytes() {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        (hash % self.shards as u64) as usize
+    }
+}
+
+/// The published stock figures of one SKU, read lock-free by `GetStock`/`ListStock`.
+/// `stock` packs `on_hand` (high 32 bits) and `reserved` (low 32 bits) so a reader always sees
+/// a pair that existed together. Written only by the holder of the SKU's shard lock.
+#[derive(Debug)]
+pub struct SkuCell {
+    stock: AtomicU64,
+    reorder_level: AtomicU32,
+}
+
+impl SkuCell {
+    pub fn new() -> Self {
+        Self {
+            stock: AtomicU64::new(0),
+            reorder_level: AtomicU32::new(0),
+        }
+    }
+    pub fn publish(&self, on_hand: u64, reserved: u64, reorder_level: u32) {
+        debug_assert!(reserved <= on_hand && on_hand <= u64::from(u32::MAX));
+        self.stock.store((on_hand << 32) | reserved, Ordering::Release);
+        self.reorder_level.store(reorder_level, Ordering::Release);
+    }
+    pub fn level(&self, sku: &str) -> StockLevel {
+        let word = self.stock.load(Ordering::Acquire);
+        let (on_hand, reserved) = (word >> 32, word & 0xffff_ffff);
+        stock_level(sku, on_hand, reserved, self.reorder_level.load(Ordering::Acquire))
+    }
+}
+
+impl Default for SkuCell {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub fn stock_level(sku: &str, on_hand: u64, reserved: u64, reorder_level: u32) -> StockLevel {
+    let available = on_hand - reserved;
+    StockLevel {
+        sku: sku.to_string(),
+        on_hand,
+        reserved,
+        available,
+        reorder_level,
+        status: StockStatus::of(available, reorder_level),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductInfo {
+    pub name: String,
+    pub unit_price_cents: i64,
+    pub reorder_level: u32,
+    pub reorder_quantity: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct SkuEntry {
+    pub product: ProductInfo,
+    pub on_hand: u64,
+    pub reserved: u64,
+    pub cell: Arc<SkuCell>,
+    /// LSN of the last change (for snapshots that skip what they already hold).
+    pub lsn: u64,
+}
+
+impl SkuEntry {
+    pub fn available(&self) -> u64 {
+        self.on_hand - self.reserved
+    }
+    pub fn level(&self, sku: &str) -> StockLevel {
+        stock_level(sku, self.on_hand, self.reserved, self.product.reorder_level)
+    }
+    pub fn publish(&self) {
+        self.cell
+            .publish(self.on_hand, self.reserved, self.product.reorder_level);
+    }
+    /// TIGER_STYLE: checked after every change.
+    pub fn assert_invariants(&self, sku: &str) {
+        assert!(
+            self.reserved <= self.on_hand,
+            "invariant broken for {sku}: reserved {} > on_hand {}",
+            self.reserved,
+            self.on_hand
+        );
+        assert!(self.on_hand <= crate::limits::ON_HAND_MAX);
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ReservationEntry {
+    pub lines: Vec<Line>,
+    pub state: ReservationState,
+    pub committed: Vec<Line>,
+    pub created_at_ms: u64,
+    pub expires_at_ms: u64,
+    pub ttl_seconds: u32,
+    /// When it stopped being active; idempotency retention counts from here.
+    pub ended_at_ms: Option<u64>,
+    pub lsn: u64,
+}
+
+impl ReservationEntry {
+    pub fn view(&self, id: &str) -> Reservation {
+        Reservation {
+            reservation_id: id.to_string(),
+            state: self.state,
+            lines: self.lines.clone(),
+            committed_lines: self.committed.clone(),
+            created_at_ms: self.created_at_ms,
+            expires_at_ms: self.expires_at_ms,
+            ttl_seconds: self.ttl_seconds,
+        }
+    }
+}
+
+/// A stock receipt or adjustment remembered for idempotent retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockOpEntry {
+    pub sku: String,
+    /// Received quantity, or the new absolute on_hand of an adjustment.
+    pub quantity: u64,
+    pub reason: String,
+    pub at_ms: u64,
+}
+
+/// Which id space an ended id belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdKind {
+    Reservation,
+    Receipt,
+    Adjustment,
+}
+
+#[derive(Debug, Default)]
+pub struct Shard {
+    pub skus: BTreeMap<String, SkuEntry>,
+    pub reservations: BTreeMap<String, ReservationEntry>,
+    pub receipts: HashMap<String, StockOpEntry>,
+    pub adjustments: HashMap<String, StockOpEntry>,
+    /// Ended objects in the order they ended, for retention by count and time.
+    pub ended: VecDeque<(u64, IdKind, String)>,
+    /// Active holds that are homed here or touch a SKU here, by deadline.
+    pub expiry: BTreeSet<(u64, String)>,
+    /// The highest LSN applied to this shard: a reply that observed this shard waits for it.
+    pub last_lsn: u64,
+}
+
+/// Idempotency retention: ids are remembered for `ms` after their object ends, and at most
+/// `count_per_shard` ended ids per shard, whichever bound is reached first.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub ms: u64,
+    pub count_per_shard: usize,
+}
+
+impl Retention {
+    pub fn retained(&self, ended_at_ms: u64, now_ms: u64) -> bool {
+        now_ms < ended_at_ms.saturating_add(self.ms)
+    }
+}
+
+impl Shard {
+    /// A reservation that is live, or ended within retention (else treated as unknown).
+    pub fn reservation(&self, id: &str, now_ms: u64, retention: Retention) -> Option<&ReservationEntry> {
+        self.reservations
+            .get(id)
+            .filter(|r| r.ended_at_ms.is_none_or(|ended| retention.retained(ended, now_ms)))
+    }
+
+    pub fn stock_op(&self, kind: IdKind, id: &str, now_ms: u64, retention: Retention) -> Option<&StockOpEntry> {
+        let map = match kind {
+            IdKind::Receipt => &self.receipts,
+            IdKind::Adjustment => &self.adjustments,
+            IdKind::Reservation => return None,
+        };
+        map.get(id).filter(|e| retention.retained(e.at_ms, now_ms))
+    }
+
+    /// Records that an object ended and forgets the oldest ended ids beyond the retention bounds.
+    pub fn note_ended(&mut self, at_ms: u64, kind: IdKind, id: &str, retention: Retention) {
+        self.ended.push_back((at_ms, kind, id.to_string()));
+        while let Some((ended_at, _, _)) = self.ended.front() {
+            let over_count = self.ended.len() > retention.count_per_shard;
+            if !over_count && retention.retained(*ended_at, at_ms) {
+                break;
+            }
+            let (ended_at, kind, id) = self.ended.pop_front().expect("front exists");
+            self.forget(ended_at, kind, &id);
+        }
+    }
+
+    /// Drops an ended id unless the id has since been reused by a newer object.
+    fn forget(&mut self, ended_at: u64, kind: IdKind, id: &str) {
+        match kind {
+            IdKind::Reservation => {
+                if self
+                    .reservations
+                    .get(id)
+                    .is_some_and(|r| r.ended_at_ms == Some(ended_at))
+                {
+                    self.reservations.remove(id);
+                }
+            }
+            IdKind::Receipt => {
+                if self.receipts.get(id).is_some_and(|e| e.at_ms == ended_at) {
+                    self.receipts.remove(id);
+                }
+            }
+            IdKind::Adjustment => {
+                if self.adjustments.get(id).is_some_and(|e| e.at_ms == ended_at) {
+                    self.adjustments.remove(id);
+                }
+            }
+        }
+    }
+
+    /// The earliest hold deadline in this shard, if any.
+    pub fn next_expiry_ms(&self) -> Option<u64> {
+        self.expiry.first().map(|(at, _)| *at)
+    }
+}

@@ -1,0 +1,63 @@
+//! Every bound the engine enforces, in one place (TIGER_STYLE: put a limit on everything).
+//!
+//! Shape limits (a request that exceeds them is malformed → `InvalidArgument`) are separate from
+//! capacity limits (the system is full → `ResourceExhausted`). Units are last in every name.
+
+/// Longest SKU, in bytes of UTF-8.
+pub const SKU_BYTES_MAX: usize = 64;
+/// Longest client-chosen id (reservation, receipt, adjustment, order, ...), in bytes.
+pub const ID_BYTES_MAX: usize = 128;
+/// Longest product name, in bytes.
+pub const NAME_BYTES_MAX: usize = 256;
+/// Longest free-text reason (adjustments, cancellations), in bytes.
+pub const REASON_BYTES_MAX: usize = 512;
+/// Lines in one reservation or commit.
+pub const LINES_PER_OP_MAX: usize = 64;
+/// Largest quantity in one line, receipt or adjustment. Keeps `on_hand` and `reserved` inside
+/// `u32` so that both fit one atomic word for lock-free readers.
+pub const QUANTITY_MAX: u32 = 1_000_000_000;
+/// Largest `on_hand` a SKU may reach (receipts beyond it are refused).
+pub const ON_HAND_MAX: u64 = u32::MAX as u64;
+/// Largest unit price, in cents (10 million currency units).
+pub const UNIT_PRICE_CENTS_MAX: i64 = 1_000_000_000;
+/// Default hold time when a request says 0.
+pub const TTL_SECONDS_DEFAULT: u32 = 1800;
+/// Longest hold (7 days).
+pub const TTL_SECONDS_MAX: u32 = 7 * 24 * 3600;
+/// Ops in one `ExecuteBatch`.
+pub const BATCH_OPS_MAX: usize = 8192;
+
+/// Live (active) holds across the engine; a reserve beyond it is `ResourceExhausted`.
+pub const LIVE_HOLDS_MAX_DEFAULT: u64 = 2_000_000;
+/// How long ended objects' ids are remembered for idempotent retries.
+pub const ID_RETENTION_SECONDS_DEFAULT: u64 = 3600;
+/// How many ended objects' ids are remembered (across all shards).
+pub const ID_RETENTION_COUNT_DEFAULT: u64 = 1_000_000;
+
+/// One WAL record's payload, in bytes (a full batch of 64-line reservations fits easily).
+pub const RECORD_BYTES_MAX: usize = 1 << 20;
+/// WAL segment size before rolling over to a new file.
+pub const SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
+/// Group commit: most bytes written by one write + fdatasync.
+pub const GROUP_COMMIT_BYTES_MAX: usize = 4 << 20;
+/// Group commit: most records written by one write + fdatasync.
+pub const GROUP_COMMIT_RECORDS_MAX: usize = 65_536;
+/// Group commit: longest a record waits for company before the batch is written (microseconds).
+/// 0 means "write as soon as the previous fsync is done", which batches naturally under load.
+pub const GROUP_COMMIT_DELAY_MICROS_DEFAULT: u64 = 0;
+/// Records queued for the WAL writer but not yet written; submitters wait (back-pressure) beyond.
+pub const WAL_QUEUE_RECORDS_MAX: usize = 1 << 20;
+
+/// How often the expiry sweeper looks for due holds (milliseconds). Ops never count a due hold
+/// regardless (they expire it first), so this only bounds how late the expiry record is written.
+pub const EXPIRY_SWEEP_INTERVAL_MILLIS: u64 = 50;
+/// Holds expired per sweeper pass before it yields to other work.
+pub const EXPIRY_SWEEP_BATCH_MAX: usize = 4096;
+
+/// Shards, at most.
+pub const SHARDS_MAX: usize = 256;
+/// Page size for list calls, at most (and the default when a request says 0: 100).
+pub const PAGE_SIZE_MAX: usize = 1000;
+pub const PAGE_SIZE_DEFAULT: usize = 100;
+/// Registered change-feed consumers.
+pub const CONSUMERS_MAX: usize = 16;

@@ -1,0 +1,206 @@
+//! The file-system seam under the WAL: production uses [`StdFs`]; tests use [`FaultyFs`] to
+//! inject failed writes, failed fsyncs and torn writes (raft-engine / redb style).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// An append-only file handle.
+pub trait AppendFile: Send {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// fdatasync: the written bytes are durable once this returns Ok.
+    fn sync_data(&mut self) -> io::Result<()>;
+}
+
+pub trait Fs: Send + Sync + 'static {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Files directly in `dir` (not recursive), unsorted.
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Up to `len_max` bytes from `offset` (fewer at the end of the file).
+    fn read_range(&self, path: &Path, offset: u64, len_max: usize) -> io::Result<Vec<u8>>;
+    fn len(&self, path: &Path) -> io::Result<u64>;
+    /// Creates (or truncates) a file for appending.
+    fn create(&self, path: &Path) -> io::Result<Box<dyn AppendFile>>;
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>>;
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// fsync a directory so that created, renamed and removed entries are durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StdFs;
+
+struct StdAppendFile(File);
+
+impl AppendFile for StdAppendFile {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.write_all(bytes)
+    }
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+}
+
+impl Fs for StdFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        fs::create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                out.push(entry.path());
+            }
+        }
+        Ok(out)
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        fs::read(path)
+    }
+    fn read_range(&self, path: &Path, offset: u64, len_max: usize) -> io::Result<Vec<u8>> {
+        let mut file = File::open(path)?;
+        file.seek(SeekFrom::Start(offset))?;
+        let mut out = Vec::with_capacity(len_max.min(1 << 20));
+        file.take(len_max as u64).read_to_end(&mut out)?;
+        Ok(out)
+    }
+    fn len(&self, path: &Path) -> io::Result<u64> {
+        Ok(fs::metadata(path)?.len())
+    }
+    fn create(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(path)?;
+        Ok(Box::new(StdAppendFile(file)))
+    }
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
+        let file = OpenOptions::new().append(true).open(path)?;
+        Ok(Box::new(StdAppendFile(file)))
+    }
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        let file = OpenOptions::new().write(true).open(path)?;
+        file.set_len(len)?;
+        file.sync_all()
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+}
+
+/// Switches shared by a [`FaultyFs`] and the test that drives it.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Fail every `sync_data` from now on.
+    pub fail_sync: AtomicBool,
+    /// Fail writes once this many more bytes have been written (u64::MAX = never). The failing
+    /// write is torn: the bytes up to the budget reach the file, the rest do not.
+    pub write_budget_bytes: AtomicU64,
+    /// Count of successful `sync_data` calls, so tests can see group commit at work.
+    pub syncs: AtomicU64,
+}
+
+impl Faults {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            fail_sync: AtomicBool::new(false),
+            write_budget_bytes: AtomicU64::new(u64::MAX),
+            syncs: AtomicU64::new(0),
+        })
+    }
+}
+
+/// [`StdFs`] with injectable failures, for tests.
+#[derive(Debug, Clone)]
+pub struct FaultyFs {
+    pub faults: Arc<Faults>,
+}
+
+struct FaultyFile {
+    inner: Box<dyn AppendFile>,
+    faults: Arc<Faults>,
+}
+
+impl AppendFile for FaultyFile {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let budget = self.faults.write_budget_bytes.load(Ordering::SeqCst);
+        if budget == u64::MAX {
+            return self.inner.write_all(bytes);
+        }
+        let allowed = budget.min(bytes.len() as u64) as usize;
+        self.faults
+            .write_budget_bytes
+            .store(budget - allowed as u64, Ordering::SeqCst);
+        self.inner.write_all(&bytes[..allowed])?;
+        if allowed < bytes.len() {
+            return Err(io::Error::other("injected write failure (torn write)"));
+        }
+        Ok(())
+    }
+    fn sync_data(&mut self) -> io::Result<()> {
+        if self.faults.fail_sync.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected fsync failure"));
+        }
+        self.inner.sync_data()?;
+        self.faults.syncs.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl Fs for FaultyFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        StdFs.create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        StdFs.list(dir)
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        StdFs.read(path)
+    }
+    fn read_range(&self, path: &Path, offset: u64, len_max: usize) -> io::Result<Vec<u8>> {
+        StdFs.read_range(path, offset, len_max)
+    }
+    fn len(&self, path: &Path) -> io::Result<u64> {
+        StdFs.len(path)
+    }
+    fn create(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
+        Ok(Box::new(FaultyFile {
+            inner: StdFs.create(path)?,
+            faults: self.faults.clone(),
+        }))
+    }
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
+        Ok(Box::new(FaultyFile {
+            inner: StdFs.open_append(path)?,
+            faults: self.faults.clone(),
+        }))
+    }
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        StdFs.truncate(path, len)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        StdFs.remove(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        StdFs.rename(from, to)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        if self.faults.fail_sync.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected fsync failure (directory)"));
+        }
+        StdFs.sync_dir(dir)
+    }
+}

@@ -1,0 +1,726 @@
+//! The write-ahead log: segment files, group commit, recovery scan, and readers (the change feed).
+//!
+//! Writers (shards) hand the WAL fully encoded payloads with LSNs they drew under their shard
+//! locks ([`Wal::push`]); LSNs may arrive slightly out of order from different shards, so the
+//! writer thread keeps a reorder buffer and writes only the contiguous prefix. One write plus
+//! one `fdatasync` covers everything that accumulated while the previous fsync ran (group
+//! commit), bounded by bytes and count. `durable_lsn` is a prefix watermark: every record with
+//! an LSN at or below it is on disk. Replies wait on it ([`Wal::wait_durable`]).
+
+pub mod fs;
+pub mod segment;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::EngineError;
+use crate::limits;
+use fs::{AppendFile, Fs};
+use segment::{FRAME_HEADER_BYTES, HEADER_BYTES};
+
+/// How writes reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// write + fdatasync before any reply (the default; the only safe mode).
+    Fsync,
+    /// write, never fsync. UNSAFE: a power loss loses acknowledged ops. For benchmarks.
+    None,
+    /// No WAL at all: memory only. For in-process benchmarks and tests of the ledger alone.
+    Off,
+}
+
+/// What recovery does about damage *before* the tail of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryMode {
+    /// Refuse to start, naming the file and offset (the default).
+    Strict,
+    /// Drop everything from the first damaged record on (an operator's explicit choice).
+    TruncateCorruption,
+}
+
+#[derive(Debug, Clone)]
+pub struct WalConfig {
+    pub dir: PathBuf,
+    pub segment_bytes: u64,
+    pub sync: SyncMode,
+    pub group_commit_bytes_max: usize,
+    pub group_commit_records_max: usize,
+    pub group_commit_delay_micros: u64,
+    pub recovery: RecoveryMode,
+}
+
+impl WalConfig {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            segment_bytes: limits::SEGMENT_BYTES_DEFAULT,
+            sync: SyncMode::Fsync,
+            group_commit_bytes_max: limits::GROUP_COMMIT_BYTES_MAX,
+            group_commit_records_max: limits::GROUP_COMMIT_RECORDS_MAX,
+            group_commit_delay_micros: limits::GROUP_COMMIT_DELAY_MICROS_DEFAULT,
+            recovery: RecoveryMode::Strict,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WalError {
+    Io { file: PathBuf, message: String },
+    /// Damage before the tail: refuse to start.
+    Corrupt { file: PathBuf, offset: u64, reason: String },
+    /// A valid record that does not apply: the log is not a valid serial history.
+    Replay { file: PathBuf, offset: u64, lsn: u64, reason: String },
+    /// Segments are missing between two LSNs.
+    Gap { expected_lsn: u64, found_lsn: u64, file: PathBuf },
+    /// A reader asked for an LSN no longer retained.
+    Truncated { oldest_lsn: u64 },
+}
+
+impl fmt::Display for WalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WalError::Io { file, message } => write!(f, "I/O error on {}: {message}", file.display()),
+            WalError::Corrupt { file, offset, reason } => write!(
+                f,
+                "WAL corrupt in {} at offset {offset}: {reason} (start with recovery mode \
+                 truncate-corruption to drop everything from there on)",
+                file.display()
+            ),
+            WalError::Replay { file, offset, lsn, reason } => write!(
+                f,
+                "WAL record {lsn} in {} at offset {offset} does not apply: {reason}",
+                file.display()
+            ),
+            WalError::Gap { expected_lsn, found_lsn, file } => write!(
+                f,
+                "WAL gap: expected LSN {expected_lsn}, {} starts at {found_lsn}",
+                file.display()
+            ),
+            WalError::Truncated { oldest_lsn } => {
+                write!(f, "LSN no longer retained; the oldest available is {oldest_lsn}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for WalError {}
+
+fn io_err(file: &Path, err: std::io::Error) -> WalError {
+    WalError::Io {
+        file: file.to_path_buf(),
+        message: err.to_string(),
+    }
+}
+
+/// What recovery found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub segments: usize,
+    pub records_replayed: u64,
+    pub last_lsn: u64,
+    /// A torn tail that was cut off: file, offset, bytes dropped.
+    pub torn_tail: Option<(PathBuf, u64, u64)>,
+    /// Damage dropped because the recovery mode said so: file, offset, reason.
+    pub corruption_dropped: Option<(PathBuf, u64, String)>,
+}
+
+#[derive(Debug, Clone)]
+struct SegmentInfo {
+    first_lsn: u64,
+    path: PathBuf,
+}
+
+struct Shared {
+    fs: Arc<dyn Fs>,
+    config: WalConfig,
+    queue: Mutex<Vec<(u64, Vec<u8>)>>,
+    queue_cv: Condvar,
+    durable_lsn: AtomicU64,
+    durable_mutex: Mutex<()>,
+    durable_cv: Condvar,
+    durable_tx: tokio::sync::watch::Sender<u64>,
+    failed: AtomicBool,
+    failure: Mutex<Option<String>>,
+    shutdown: AtomicBool,
+    segments: Mutex<Vec<SegmentInfo>>,
+    bytes_on_disk: AtomicU64,
+    fsyncs: AtomicU64,
+    fsync_nanos_total: AtomicU64,
+    batches_records_total: AtomicU64,
+}
+
+/// The write-ahead log. Cheap to share behind an `Arc`.
+pub struct Wal {
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Counters for metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WalStats {
+    pub durable_lsn: u64,
+    pub bytes_on_disk: u64,
+    pub fsyncs: u64,
+    pub fsync_nanos_total: u64,
+    pub records_written: u64,
+    pub segments: usize,
+}
+
+impl Wal {
+    /// Opens the log in `config.dir`, scanning every segment. Records with LSN > `skip_through`
+    /// are handed to `replay` in order (records at or below it are verified but not replayed:
+    /// a snapshot already holds them). Returns the log ready for appends at `last_lsn + 1`.
+    pub fn open(
+        fs: Arc<dyn Fs>,
+        config: WalConfig,
+        skip_through: u64,
+        mut replay: impl FnMut(u64, &[u8]) -> Result<(), String>,
+    ) -> Result<(Wal, RecoveryReport), WalError> {
+        assert!(config.sync != SyncMode::Off, "SyncMode::Off has no WAL to open");
+        let dir = config.dir.clone();
+        fs.create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        let mut found: Vec<SegmentInfo> = fs
+            .list(&dir)
+            .map_err(|e| io_err(&dir, e))?
+            .into_iter()
+            .filter_map(|path| {
+                segment::parse_segment_name(&path).map(|first_lsn| SegmentInfo { first_lsn, path })
+            })
+            .collect();
+        found.sort_by_key(|s| s.first_lsn);
+
+        let mut report = RecoveryReport::default();
+        let mut next_lsn: Option<u64> = None;
+        let mut kept: Vec<SegmentInfo> = Vec::new();
+        let mut bytes_on_disk = 0u64;
+        let mut index = 0;
+        while index < found.len() {
+            let seg = found[index].clone();
+            let is_last = index + 1 == found.len();
+            let buf = fs.read(&seg.path).map_err(|e| io_err(&seg.path, e))?;
+            let scan = segment::scan(&buf, seg.first_lsn);
+            match next_lsn {
+                Some(expected) if scan.first_lsn != expected => {
+                    return Err(WalError::Gap {
+                        expected_lsn: expected,
+                        found_lsn: scan.first_lsn,
+                        file: seg.path,
+                    });
+                }
+                None if scan.first_lsn > skip_through + 1 => {
+                    return Err(WalError::Gap {
+                        expected_lsn: skip_through + 1,
+                        found_lsn: scan.first_lsn,
+                        file: seg.path,
+                    });
+                }
+                _ => {}
+            }
+            for frame in &scan.frames {
+                if frame.lsn > skip_through {
+                    replay(frame.lsn, &buf[frame.payload_start..frame.payload_end]).map_err(
+                        |reason| WalError::Replay {
+                            file: seg.path.clone(),
+                            offset: (frame.payload_start - FRAME_HEADER_BYTES) as u64,
+                            lsn: frame.lsn,
+                            reason,
+                        },
+                    )?;
+                    report.records_replayed += 1;
+                }
+                report.last_lsn = frame.lsn;
+            }
+            next_lsn = Some(scan.first_lsn + scan.frames.len() as u64);
+            let mut valid_bytes = buf.len() as u64;
+            if let Some((offset, reason)) = scan.bad {
+                let torn = is_last && !scan.valid_after_bad;
+                if !torn && config.recovery == RecoveryMode::Strict {
+                    return Err(WalError::Corrupt {
+                        file: seg.path,
+                        offset: offset as u64,
+                        reason,
+                    });
+                }
+                if torn {
+                    report.torn_tail =
+                        Some((seg.path.clone(), offset as u64, (buf.len() - offset) as u64));
+                } else {
+                    report.corruption_dropped = Some((seg.path.clone(), offset as u64, reason));
+                    for later in &found[index + 1..] {
+                        fs.remove(&later.path).map_err(|e| io_err(&later.path, e))?;
+                    }
+                    found.truncate(index + 1);
+                }
+                if scan.valid_bytes < HEADER_BYTES {
+                    fs.remove(&seg.path).map_err(|e| io_err(&seg.path, e))?;
+                    valid_bytes = 0;
+                } else {
+                    fs.truncate(&seg.path, scan.valid_bytes as u64)
+                        .map_err(|e| io_err(&seg.path, e))?;
+                    valid_bytes = scan.valid_bytes as u64;
+                }
+                fs.sync_dir(&dir).map_err(|e| io_err(&dir, e))?;
+            }
+            if valid_bytes > 0 {
+                bytes_on_disk += valid_bytes;
+                kept.push(seg);
+            }
+            index += 1;
+        }
+        report.segments = kept.len();
+        let last_lsn = next_lsn.map(|n| n - 1).unwrap_or(skip_through).max(skip_through);
+        report.last_lsn = last_lsn;
+
+        // Append to the last segment if it is still the right one, else start a fresh one lazily.
+        let current = match kept.last() {
+            Some(seg) => {
+                let len = fs.len(&seg.path).map_err(|e| io_err(&seg.path, e))?;
+                let file = fs.open_append(&seg.path).map_err(|e| io_err(&seg.path, e))?;
+                Some(OpenSegment {
+                    file,
+                    bytes: len,
+                    records: last_lsn + 1 - seg.first_lsn,
+                })
+            }
+            None => None,
+        };
+
+        let (durable_tx, _) = tokio::sync::watch::channel(last_lsn);
+        let shared = Arc::new(Shared {
+            fs,
+            config,
+            queue: Mutex::new(Vec::new()),
+            queue_cv: Condvar::new(),
+            durable_lsn: AtomicU64::new(last_lsn),
+            durable_mutex: Mutex::new(()),
+            durable_cv: Condvar::new(),
+            durable_tx,
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            shutdown: AtomicBool::new(false),
+            segments: Mutex::new(kept),
+            bytes_on_disk: AtomicU64::new(bytes_on_disk),
+            fsyncs: AtomicU64::new(0),
+            fsync_nanos_total: AtomicU64::new(0),
+            batches_records_total: AtomicU64::new(0),
+        });
+        let writer_shared = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("wal-writer".into())
+            .spawn(move || {
+                Writer {
+                    shared: writer_shared,
+                    current,
+                    next_lsn: last_lsn + 1,
+                    reorder: BTreeMap::new(),
+                }
+                .run()
+            })
+            .map_err(|e| io_err(&dir, e))?;
+        Ok((
+            Wal {
+                shared,
+                writer: Mutex::new(Some(writer)),
+            },
+            report,
+        ))
+    }
+
+    /// Queues one record. Must be called for every LSN drawn, exactly once, or the log stalls.
+    pub fn push(&self, lsn: u64, payload: Vec<u8>) {
+        debug_assert!(!payload.is_empty() && payload.len() <= limits::RECORD_BYTES_MAX);
+        let mut queue = self.shared.queue.lock();
+        queue.push((lsn, payload));
+        if queue.len() == 1 {
+            self.shared.queue_cv.notify_one();
+        }
+    }
+
+    pub fn durable_lsn(&self) -> u64 {
+        self.shared.durable_lsn.load(Ordering::Acquire)
+    }
+
+    pub fn failure(&self) -> Option<String> {
+        if self.shared.failed.load(Ordering::Acquire) {
+            self.shared.failure.lock().clone()
+        } else {
+            None
+        }
+    }
+
+    fn failed_error(&self) -> EngineError {
+        EngineError::Unavailable(format!(
+            "storage failed, writes stopped: {}",
+            self.failure().unwrap_or_default()
+        ))
+    }
+
+    /// Blocks until every record up to `lsn` is durable, or the log has failed.
+    pub fn wait_durable(&self, lsn: u64) -> Result<(), EngineError> {
+        if self.durable_lsn() >= lsn {
+            return Ok(());
+        }
+        let mut guard = self.shared.durable_mutex.lock();
+        loop {
+            if self.durable_lsn() >= lsn {
+                return Ok(());
+            }
+            if self.shared.failed.load(Ordering::Acquire) {
+                return Err(self.failed_error());
+            }
+            self.shared.durable_cv.wait(&mut guard);
+        }
+    }
+
+    /// Async form of [`Wal::wait_durable`] for the server's tasks (no thread is blocked).
+    pub async fn wait_durable_async(&self, lsn: u64) -> Result<(), EngineError> {
+        if self.durable_lsn() >= lsn {
+            return Ok(());
+        }
+        let mut rx = self.shared.durable_tx.subscribe();
+        let shared = self.shared.clone();
+        let _ = rx
+            .wait_for(|&durable| durable >= lsn || shared.failed.load(Ordering::Acquire))
+            .await;
+        if self.durable_lsn() >= lsn {
+            Ok(())
+        } else {
+            Err(self.failed_error())
+        }
+    }
+
+    /// A receiver that changes whenever `durable_lsn` moves (for change-feed followers).
+    pub fn subscribe_durable(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.durable_tx.subscribe()
+    }
+
+    pub fn stats(&self) -> WalStats {
+        WalStats {
+            durable_lsn: self.durable_lsn(),
+            bytes_on_disk: self.shared.bytes_on_disk.load(Ordering::Relaxed),
+            fsyncs: self.shared.fsyncs.load(Ordering::Relaxed),
+            fsync_nanos_total: self.shared.fsync_nanos_total.load(Ordering::Relaxed),
+            records_written: self.shared.batches_records_total.load(Ordering::Relaxed),
+            segments: self.shared.segments.lock().len(),
+        }
+    }
+
+    /// The oldest LSN still on disk (the first record of the first segment).
+    pub fn oldest_lsn(&self) -> u64 {
+        self.shared
+            .segments
+            .lock()
+            .first()
+            .map(|s| s.first_lsn)
+            .unwrap_or_else(|| self.durable_lsn() + 1)
+    }
+
+    /// Deletes whole segments whose every record is below `lsn`. The segment being written is
+    /// never deleted. Returns the bytes freed.
+    pub fn delete_segments_below(&self, lsn: u64) -> Result<u64, WalError> {
+        let doomed: Vec<SegmentInfo> = {
+            let segments = self.shared.segments.lock();
+            segments
+                .windows(2)
+                .take_while(|pair| pair[1].first_lsn <= lsn)
+                .map(|pair| pair[0].clone())
+                .collect()
+        };
+        let mut freed = 0;
+        for seg in &doomed {
+            let len = self.shared.fs.len(&seg.path).unwrap_or(0);
+            self.shared
+                .fs
+                .remove(&seg.path)
+                .map_err(|e| io_err(&seg.path, e))?;
+            freed += len;
+        }
+        if !doomed.is_empty() {
+            let dir = &self.shared.config.dir;
+            self.shared.fs.sync_dir(dir).map_err(|e| io_err(dir, e))?;
+            self.shared.segments.lock().drain(..doomed.len());
+            self.shared.bytes_on_disk.fetch_sub(freed, Ordering::Relaxed);
+        }
+        Ok(freed)
+    }
+
+    /// Reads durable records from `from_lsn` on.
+    pub fn cursor(&self, from_lsn: u64) -> WalCursor {
+        WalCursor {
+            shared: self.shared.clone(),
+            next_lsn: from_lsn.max(1),
+            position: None,
+        }
+    }
+
+    /// Writes everything queued, then stops the writer thread. Idempotent.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.store(true, Ordering::Release);
+        self.shared.queue_cv.notify_all();
+        if let Some(handle) = self.writer.lock().take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct OpenSegment {
+    file: Box<dyn AppendFile>,
+    bytes: u64,
+    records: u64,
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    current: Option<OpenSegment>,
+    next_lsn: u64,
+    reorder: BTreeMap<u64, Vec<u8>>,
+}
+
+impl Writer {
+    fn run(mut self) {
+        loop {
+            let incoming = {
+                let mut queue = self.shared.queue.lock();
+                while queue.is_empty() && !self.shared.shutdown.load(Ordering::Acquire) {
+                    self.shared.queue_cv.wait(&mut queue);
+                }
+                if queue.is_empty() && self.reorder.is_empty() {
+                    return; // shutdown with nothing left to write
+                }
+                std::mem::take(&mut *queue)
+            };
+            let delay = self.shared.config.group_commit_delay_micros;
+            if delay > 0 && incoming.len() < self.shared.config.group_commit_records_max {
+                std::thread::sleep(Duration::from_micros(delay));
+                let more = std::mem::take(&mut *self.shared.queue.lock());
+                self.reorder.extend(more);
+            }
+            let shutting_down = self.shared.shutdown.load(Ordering::Acquire);
+            self.reorder.extend(incoming);
+            if let Err(message) = self.write_contiguous() {
+                self.fail(message);
+                return;
+            }
+            if shutting_down && self.shared.queue.lock().is_empty() && self.reorder.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// Writes the contiguous prefix of the reorder buffer in batches bounded by bytes and count.
+    fn write_contiguous(&mut self) -> Result<(), String> {
+        let shared = self.shared.clone();
+        let config = &shared.config;
+        while self.reorder.first_key_value().map(|(lsn, _)| *lsn) == Some(self.next_lsn) {
+            let mut buf = Vec::new();
+            let mut records = 0usize;
+            let mut last = self.next_lsn - 1;
+            while let Some((&lsn, payload)) = self.reorder.first_key_value() {
+                if lsn != last + 1
+                    || records >= config.group_commit_records_max
+                    || buf.len() >= config.group_commit_bytes_max
+                {
+                    break;
+                }
+                let frame_bytes = (FRAME_HEADER_BYTES + payload.len()) as u64;
+                let segment_bytes = self.current.as_ref().map(|s| s.bytes).unwrap_or(0);
+                let segment_full = self.current.as_ref().is_some_and(|s| s.records > 0)
+                    && segment_bytes + buf.len() as u64 + frame_bytes > config.segment_bytes;
+                if segment_full {
+                    if records > 0 {
+                        break; // flush what we have into this segment first
+                    }
+                    self.roll_segment(lsn)?;
+                }
+                if self.current.is_none() {
+                    self.roll_segment(lsn)?;
+                }
+                let (lsn, payload) = self.reorder.pop_first().expect("first exists");
+                segment::encode_frame(&mut buf, lsn, &payload);
+                last = lsn;
+                records += 1;
+            }
+            if records == 0 {
+                break;
+            }
+            let current = self.current.as_mut().expect("a segment is open");
+            current.file.write_all(&buf).map_err(|e| e.to_string())?;
+            if config.sync == SyncMode::Fsync {
+                let started = Instant::now();
+                current.file.sync_data().map_err(|e| e.to_string())?;
+                self.shared
+                    .fsync_nanos_total
+                    .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+            }
+            current.bytes += buf.len() as u64;
+            current.records += records as u64;
+            self.shared
+                .bytes_on_disk
+                .fetch_add(buf.len() as u64, Ordering::Relaxed);
+            self.shared
+                .batches_records_total
+                .fetch_add(records as u64, Ordering::Relaxed);
+            self.next_lsn = last + 1;
+            self.publish_durable(last);
+        }
+        Ok(())
+    }
+
+    fn roll_segment(&mut self, first_lsn: u64) -> Result<(), String> {
+        let dir = &self.shared.config.dir;
+        let path = segment::segment_path(dir, first_lsn);
+        let mut file = self.shared.fs.create(&path).map_err(|e| e.to_string())?;
+        file.write_all(&segment::encode_header(first_lsn))
+            .map_err(|e| e.to_string())?;
+        if self.shared.config.sync == SyncMode::Fsync {
+            file.sync_data().map_err(|e| e.to_string())?;
+            self.shared.fs.sync_dir(dir).map_err(|e| e.to_string())?;
+        }
+        self.shared
+            .bytes_on_disk
+            .fetch_add(HEADER_BYTES as u64, Ordering::Relaxed);
+        self.shared
+            .segments
+            .lock()
+            .push(SegmentInfo { first_lsn, path });
+        self.current = Some(OpenSegment {
+            file,
+            bytes: HEADER_BYTES as u64,
+            records: 0,
+        });
+        Ok(())
+    }
+
+    fn publish_durable(&self, lsn: u64) {
+        self.shared.durable_lsn.store(lsn, Ordering::Release);
+        {
+            let _guard = self.shared.durable_mutex.lock();
+            self.shared.durable_cv.notify_all();
+        }
+        self.shared.durable_tx.send_replace(lsn);
+    }
+
+    fn fail(&self, message: String) {
+        tracing::error!(%message, "WAL write failed; the engine stops accepting writes");
+        *self.shared.failure.lock() = Some(message);
+        self.shared.failed.store(true, Ordering::Release);
+        {
+            let _guard = self.shared.durable_mutex.lock();
+            self.shared.durable_cv.notify_all();
+        }
+        self.shared.durable_tx.send_modify(|_| {});
+    }
+}
+
+/// Reads durable records in LSN order from a starting LSN: the change feed.
+pub struct WalCursor {
+    shared: Arc<Shared>,
+    next_lsn: u64,
+    /// (segment first LSN, byte offset of the frame holding `next_lsn`).
+    position: Option<(u64, u64)>,
+}
+
+impl WalCursor {
+    pub fn next_lsn(&self) -> u64 {
+        self.next_lsn
+    }
+
+    /// Up to `records_max` durable records from the cursor on (fewer, or none, when caught up).
+    pub fn next_batch(&mut self, records_max: usize) -> Result<Vec<(u64, Vec<u8>)>, WalError> {
+        let durable = self.shared.durable_lsn.load(Ordering::Acquire);
+        let mut out = Vec::new();
+        while out.len() < records_max && self.next_lsn <= durable {
+            let (seg_first, offset) = match self.position {
+                Some(p) => p,
+                None => self.locate()?,
+            };
+            let path = segment::segment_path(&self.shared.config.dir, seg_first);
+            let chunk_bytes = limits::RECORD_BYTES_MAX + FRAME_HEADER_BYTES;
+            let buf = self
+                .shared
+                .fs
+                .read_range(&path, offset, chunk_bytes)
+                .map_err(|e| io_err(&path, e))?;
+            let mut at = 0usize;
+            while out.len() < records_max && self.next_lsn <= durable {
+                match segment::decode_frame(&buf, at) {
+                    Ok(frame) if frame.lsn == self.next_lsn => {
+                        out.push((frame.lsn, buf[frame.payload_start..frame.payload_end].to_vec()));
+                        at = frame.payload_end;
+                        self.next_lsn += 1;
+                    }
+                    _ => break,
+                }
+            }
+            if at > 0 {
+                self.position = Some((seg_first, offset + at as u64));
+                continue;
+            }
+            // Nothing more in this segment: move to the next one if it starts where we are.
+            let next_segment = self
+                .shared
+                .segments
+                .lock()
+                .iter()
+                .find(|s| s.first_lsn == self.next_lsn)
+                .map(|s| s.first_lsn);
+            match next_segment {
+                Some(first) if first != seg_first => {
+                    self.position = Some((first, HEADER_BYTES as u64));
+                }
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Finds the segment and offset of `next_lsn` by scanning from the segment's start.
+    fn locate(&mut self) -> Result<(u64, u64), WalError> {
+        let seg = {
+            let segments = self.shared.segments.lock();
+            let oldest = segments.first().map(|s| s.first_lsn);
+            match oldest {
+                Some(oldest) if self.next_lsn < oldest => {
+                    return Err(WalError::Truncated { oldest_lsn: oldest });
+                }
+                None => return Ok((self.next_lsn, HEADER_BYTES as u64)),
+                _ => {}
+            }
+            segments
+                .iter()
+                .rev()
+                .find(|s| s.first_lsn <= self.next_lsn)
+                .cloned()
+                .expect("a segment at or below next_lsn")
+        };
+        let buf = self.shared.fs.read(&seg.path).map_err(|e| io_err(&seg.path, e))?;
+        let mut at = HEADER_BYTES;
+        let mut lsn = seg.first_lsn;
+        while lsn < self.next_lsn {
+            match segment::decode_frame(&buf, at) {
+                Ok(frame) => {
+                    at = frame.payload_end;
+                    lsn = frame.lsn + 1;
+                }
+                Err(_) => break,
+            }
+        }
+        let position = (seg.first_lsn, at as u64);
+        self.position = Some(position);
+        Ok(position)
+    }
+}
