@@ -47,7 +47,9 @@ impl EngineConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         let data_dir = data_dir.into();
         Self {
-            shards: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            shards: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             wal: WalConfig::new(data_dir.join("wal")),
             ttl_default_seconds: limits::TTL_SECONDS_DEFAULT,
             id_retention_seconds: limits::ID_RETENTION_SECONDS_DEFAULT,
@@ -108,14 +110,25 @@ pub struct Engine {
 impl Engine {
     /// Opens the engine: replays the WAL (torn tail truncated, corruption refused per the
     /// recovery mode), then starts the WAL writer and the expiry sweeper.
-    pub fn open(config: EngineConfig, fs: Arc<dyn Fs>, clock: Arc<dyn Clock>) -> Result<(Arc<Engine>, RecoveryReport), WalError> {
-        assert!(config.shards >= 1 && config.shards <= limits::SHARDS_MAX, "shards out of range");
+    pub fn open(
+        config: EngineConfig,
+        fs: Arc<dyn Fs>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Arc<Engine>, RecoveryReport), WalError> {
+        assert!(
+            config.shards >= 1 && config.shards <= limits::SHARDS_MAX,
+            "shards out of range"
+        );
         let retention = Retention {
             ms: config.id_retention_seconds.saturating_mul(1000),
-            count_per_shard: (config.id_retention_count as usize).div_ceil(config.shards).max(1),
+            count_per_shard: (config.id_retention_count as usize)
+                .div_ceil(config.shards)
+                .max(1),
         };
         let mut engine = Engine {
-            shards: (0..config.shards).map(|_| Mutex::new(Shard::default())).collect(),
+            shards: (0..config.shards)
+                .map(|_| Mutex::new(Shard::default()))
+                .collect(),
             router: Router::new(config.shards),
             index: SkipMap::new(),
             last_lsn: AtomicU64::new(0),
@@ -131,7 +144,9 @@ impl Engine {
         };
         let mut report = RecoveryReport::default();
         if config.wal.sync != SyncMode::Off {
-            let (wal, recovered) = Wal::open(fs, config.wal.clone(), 0, |lsn, payload| engine.replay(lsn, payload))?;
+            let (wal, recovered) = Wal::open(fs, config.wal.clone(), 0, |lsn, payload| {
+                engine.replay(lsn, payload)
+            })?;
             engine.wal = Some(wal);
             report = recovered;
         }
@@ -190,7 +205,16 @@ impl Engine {
             Event::ProductUpserted { sku, .. } => {
                 out.insert(r.of(sku));
             }
-            Event::StockReceived { receipt_id: id, sku, .. } | Event::StockAdjusted { adjustment_id: id, sku, .. } => {
+            Event::StockReceived {
+                receipt_id: id,
+                sku,
+                ..
+            }
+            | Event::StockAdjusted {
+                adjustment_id: id,
+                sku,
+                ..
+            } => {
                 out.insert(r.of(id));
                 out.insert(r.of(sku));
             }
@@ -233,11 +257,18 @@ impl Engine {
     pub fn submit(&self, op: Op) -> Submitted {
         let op = match validate::op(op, self.config.ttl_default_seconds) {
             Ok(op) => op,
-            Err(e) => return Submitted { result: Err(e), wait_lsn: 0 },
+            Err(e) => {
+                return Submitted {
+                    result: Err(e),
+                    wait_lsn: 0,
+                };
+            }
         };
         if let Some(failure) = self.wal.as_ref().and_then(|w| w.failure()) {
             return Submitted {
-                result: Err(EngineError::Unavailable(format!("storage failed, writes stopped: {failure}"))),
+                result: Err(EngineError::Unavailable(format!(
+                    "storage failed, writes stopped: {failure}"
+                ))),
                 wait_lsn: 0,
             };
         }
@@ -285,7 +316,10 @@ impl Engine {
         let record = Record { at_ms: now, events };
         let payload = self.wal.as_ref().map(|_| record.encode());
         if let Some(payload) = &payload {
-            assert!(payload.len() <= limits::RECORD_BYTES_MAX, "record too large");
+            assert!(
+                payload.len() <= limits::RECORD_BYTES_MAX,
+                "record too large"
+            );
         }
         let lsn = self.last_lsn.fetch_add(1, Ordering::AcqRel) + 1;
         for event in &record.events {
@@ -293,7 +327,8 @@ impl Engine {
                 panic!("bug: a decided event does not apply at LSN {lsn}: {reason}");
             }
             if let Event::InventoryReserved { expires_at_ms, .. } = event {
-                self.expiry_hint_ms.fetch_min(*expires_at_ms, Ordering::AcqRel);
+                self.expiry_hint_ms
+                    .fetch_min(*expires_at_ms, Ordering::AcqRel);
             }
         }
         locked.set_last_lsn(lsn);
@@ -310,12 +345,23 @@ impl Engine {
             Op::UpsertProduct { sku, .. } => {
                 out.insert(r.of(sku));
             }
-            Op::Receive { receipt_id: id, sku, .. } | Op::Adjust { adjustment_id: id, sku, .. } => {
+            Op::Receive {
+                receipt_id: id,
+                sku,
+                ..
+            }
+            | Op::Adjust {
+                adjustment_id: id,
+                sku,
+                ..
+            } => {
                 out.insert(r.of(id));
                 out.insert(r.of(sku));
             }
             Op::Reserve {
-                reservation_id, lines, ..
+                reservation_id,
+                lines,
+                ..
             } => {
                 out.insert(r.of(reservation_id));
                 out.extend(lines.iter().map(|l| r.of(&l.sku)));
@@ -375,7 +421,8 @@ impl Engine {
             return false;
         };
         let lines = entry.lines.clone();
-        let due = entry.state == crate::model::ReservationState::Active && entry.expires_at_ms <= now;
+        let due =
+            entry.state == crate::model::ReservationState::Active && entry.expires_at_ms <= now;
         let covered = lines.iter().all(|l| locked.holds(self.router.of(&l.sku)));
         if !due || !covered {
             return false;
@@ -466,7 +513,12 @@ impl Engine {
     }
 
     /// A page of stock levels in SKU order, after `after` (exclusive). Lock-free.
-    pub fn list_stock(&self, after: Option<&str>, page_size: usize, low_only: bool) -> (Vec<StockLevel>, Option<String>) {
+    pub fn list_stock(
+        &self,
+        after: Option<&str>,
+        page_size: usize,
+        low_only: bool,
+    ) -> (Vec<StockLevel>, Option<String>) {
         self.expire_before_read();
         let page_size = page_size.clamp(1, limits::PAGE_SIZE_MAX);
         let mut out = Vec::with_capacity(page_size);
@@ -474,7 +526,9 @@ impl Engine {
             Some(after) => std::ops::Bound::Excluded(after),
             None => std::ops::Bound::Unbounded,
         };
-        let range = self.index.range::<str, _>((lower, std::ops::Bound::Unbounded));
+        let range = self
+            .index
+            .range::<str, _>((lower, std::ops::Bound::Unbounded));
         let mut more = false;
         for entry in range {
             let level = entry.value().level(entry.key());
@@ -487,14 +541,21 @@ impl Engine {
             }
             out.push(level);
         }
-        let next = if more { out.last().map(|l| l.sku.clone()) } else { None };
+        let next = if more {
+            out.last().map(|l| l.sku.clone())
+        } else {
+            None
+        };
         (out, next)
     }
 
     pub fn get_product(&self, sku: &str) -> Result<Product> {
         validate::sku("sku", sku)?;
         let shard = self.shards[self.router.of(sku)].lock();
-        let entry = shard.skus.get(sku).ok_or_else(|| not_found(format!("unknown SKU {sku}")))?;
+        let entry = shard
+            .skus
+            .get(sku)
+            .ok_or_else(|| not_found(format!("unknown SKU {sku}")))?;
         Ok(Product {
             sku: sku.to_string(),
             name: entry.product.name.clone(),
@@ -521,7 +582,11 @@ impl Engine {
         let last_lsn = self.last_lsn.load(Ordering::Acquire);
         EngineStats {
             last_lsn,
-            durable_lsn: if self.wal.is_some() { wal.durable_lsn } else { last_lsn },
+            durable_lsn: if self.wal.is_some() {
+                wal.durable_lsn
+            } else {
+                last_lsn
+            },
             skus: self.index.len() as u64,
             active_reservations: self.live_holds.load(Ordering::Relaxed),
             wal_bytes: wal.bytes_on_disk,
@@ -554,7 +619,14 @@ impl Engine {
                 let p = &e.product;
                 dump.products.insert(
                     sku.clone(),
-                    (p.name.clone(), p.unit_price_cents, p.reorder_level, p.reorder_quantity, e.on_hand, e.reserved),
+                    (
+                        p.name.clone(),
+                        p.unit_price_cents,
+                        p.reorder_level,
+                        p.reorder_quantity,
+                        e.on_hand,
+                        e.reserved,
+                    ),
                 );
             }
             for (id, r) in &shard.reservations {
@@ -585,11 +657,17 @@ impl Engine {
         for shard in &guards {
             for (sku, e) in &shard.skus {
                 if e.reserved > e.on_hand {
-                    return Err(format!("{sku}: reserved {} > on_hand {}", e.reserved, e.on_hand));
+                    return Err(format!(
+                        "{sku}: reserved {} > on_hand {}",
+                        e.reserved, e.on_hand
+                    ));
                 }
                 let expected = held.get(sku.as_str()).copied().unwrap_or(0);
                 if e.reserved != expected {
-                    return Err(format!("{sku}: reserved {} but active holds sum to {expected}", e.reserved));
+                    return Err(format!(
+                        "{sku}: reserved {} but active holds sum to {expected}",
+                        e.reserved
+                    ));
                 }
                 let published = e.cell.level(sku);
                 if published.on_hand != e.on_hand || published.reserved != e.reserved {
@@ -599,7 +677,9 @@ impl Engine {
         }
         let live = self.live_holds.load(Ordering::Relaxed);
         if live != active {
-            return Err(format!("live hold counter {live} but {active} active holds"));
+            return Err(format!(
+                "live hold counter {live} but {active} active holds"
+            ));
         }
         Ok(())
     }
@@ -644,7 +724,9 @@ fn sweep_loop(engine: std::sync::Weak<Engine>, stop: Arc<(Mutex<bool>, Condvar)>
                 return;
             }
         }
-        let Some(engine) = engine.upgrade() else { return };
+        let Some(engine) = engine.upgrade() else {
+            return;
+        };
         let now = engine.clock.now_ms();
         engine.expire_due(now);
     }

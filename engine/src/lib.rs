@@ -14,5 +14,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineConfig, EngineStats, StateDump, Submitted};
 pub use error::{EngineError, Result};
 pub use event::{Event, Record};
-pub use model::{Line, Op, OpOutput, Product, Reservation, ReservationState, StockLevel, StockStatus};
+pub use model::{
+    Line, Op, OpOutput, Product, Reservation, ReservationState, StockLevel, StockStatus,
+};
 pub use wal::{RecoveryMode, RecoveryReport, SyncMode, WalConfig, WalError};

@@ -10,7 +10,8 @@ use crossbeam_skiplist::SkipMap;
 use parking_lot::MutexGuard;
 
 use super::shard::{
-    IdKind, ProductInfo, ReservationEntry, Retention, Router, Shard, SkuCell, SkuEntry, StockOpEntry,
+    IdKind, ProductInfo, ReservationEntry, Retention, Router, Shard, SkuCell, SkuEntry,
+    StockOpEntry,
 };
 use crate::event::Event;
 use crate::limits;
@@ -38,10 +39,16 @@ impl Locked<'_> {
         &mut self.guards[at].1
     }
     pub fn holds(&self, index: usize) -> bool {
-        self.guards.binary_search_by_key(&index, |(i, _)| *i).is_ok()
+        self.guards
+            .binary_search_by_key(&index, |(i, _)| *i)
+            .is_ok()
     }
     pub fn max_last_lsn(&self) -> u64 {
-        self.guards.iter().map(|(_, g)| g.last_lsn).max().unwrap_or(0)
+        self.guards
+            .iter()
+            .map(|(_, g)| g.last_lsn)
+            .max()
+            .unwrap_or(0)
     }
     pub fn set_last_lsn(&mut self, lsn: u64) {
         for (_, guard) in &mut self.guards {
@@ -51,7 +58,10 @@ impl Locked<'_> {
     }
     /// The earliest hold deadline in any locked shard.
     pub fn next_expiry_ms(&self) -> Option<u64> {
-        self.guards.iter().filter_map(|(_, g)| g.next_expiry_ms()).min()
+        self.guards
+            .iter()
+            .filter_map(|(_, g)| g.next_expiry_ms())
+            .min()
     }
 }
 
@@ -64,7 +74,13 @@ fn sku_entry<'s>(ctx: &Ctx, locked: &'s mut Locked, sku: &str) -> Result<&'s mut
 }
 
 /// Applies one event at `lsn`, recorded at `at_ms`.
-pub fn apply(ctx: &Ctx, locked: &mut Locked, lsn: u64, at_ms: u64, event: &Event) -> Result<(), String> {
+pub fn apply(
+    ctx: &Ctx,
+    locked: &mut Locked,
+    lsn: u64,
+    at_ms: u64,
+    event: &Event,
+) -> Result<(), String> {
     match event {
         Event::ProductUpserted {
             sku,
@@ -110,8 +126,12 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, lsn: u64, at_ms: u64, event: &Event
                     entry.on_hand, entry.reserved
                 ));
             }
-            if *on_hand_after != on_hand_before + u64::from(*quantity) || *on_hand_after > limits::ON_HAND_MAX {
-                return Err(format!("receipt {receipt_id}: bad on_hand_after {on_hand_after}"));
+            if *on_hand_after != on_hand_before + u64::from(*quantity)
+                || *on_hand_after > limits::ON_HAND_MAX
+            {
+                return Err(format!(
+                    "receipt {receipt_id}: bad on_hand_after {on_hand_after}"
+                ));
             }
             entry.on_hand = *on_hand_after;
             entry.lsn = lsn;
@@ -143,7 +163,9 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, lsn: u64, at_ms: u64, event: &Event
                 ));
             }
             if *on_hand_after < entry.reserved || *on_hand_after > limits::ON_HAND_MAX {
-                return Err(format!("adjustment {adjustment_id}: on_hand {on_hand_after} below reserved"));
+                return Err(format!(
+                    "adjustment {adjustment_id}: on_hand {on_hand_after} below reserved"
+                ));
             }
             entry.on_hand = *on_hand_after;
             entry.lsn = lsn;
@@ -173,7 +195,9 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, lsn: u64, at_ms: u64, event: &Event
                 return Err(format!("reservation {reservation_id} is already active"));
             }
             if lines.is_empty() || expires_at_ms <= created_at_ms {
-                return Err(format!("reservation {reservation_id}: empty or already expired"));
+                return Err(format!(
+                    "reservation {reservation_id}: empty or already expired"
+                ));
             }
             for line in lines {
                 let entry = sku_entry(ctx, locked, &line.sku)?;
@@ -223,23 +247,62 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, lsn: u64, at_ms: u64, event: &Event
             let mut sum: Vec<Line> = committed.iter().chain(released).cloned().collect();
             sum.sort();
             if !same_quantities(&sum, &held.lines) {
-                return Err(format!("commit of {reservation_id}: committed + released != held"));
+                return Err(format!(
+                    "commit of {reservation_id}: committed + released != held"
+                ));
             }
-            end_hold(ctx, locked, lsn, at_ms, reservation_id, &held, ReservationState::Committed, committed)?;
+            end_hold(
+                ctx,
+                locked,
+                lsn,
+                at_ms,
+                reservation_id,
+                &held,
+                ReservationState::Committed,
+                committed,
+            )?;
         }
-        Event::ReservationReleased { reservation_id, lines } => {
+        Event::ReservationReleased {
+            reservation_id,
+            lines,
+        } => {
             let held = active_hold(ctx, locked, reservation_id, at_ms, false)?;
             if &held.lines != lines {
-                return Err(format!("release of {reservation_id}: lines differ from what is held"));
+                return Err(format!(
+                    "release of {reservation_id}: lines differ from what is held"
+                ));
             }
-            end_hold(ctx, locked, lsn, at_ms, reservation_id, &held, ReservationState::Released, &[])?;
+            end_hold(
+                ctx,
+                locked,
+                lsn,
+                at_ms,
+                reservation_id,
+                &held,
+                ReservationState::Released,
+                &[],
+            )?;
         }
-        Event::ReservationExpired { reservation_id, lines } => {
+        Event::ReservationExpired {
+            reservation_id,
+            lines,
+        } => {
             let held = active_hold(ctx, locked, reservation_id, at_ms, true)?;
             if &held.lines != lines {
-                return Err(format!("expiry of {reservation_id}: lines differ from what is held"));
+                return Err(format!(
+                    "expiry of {reservation_id}: lines differ from what is held"
+                ));
             }
-            end_hold(ctx, locked, lsn, at_ms, reservation_id, &held, ReservationState::Expired, &[])?;
+            end_hold(
+                ctx,
+                locked,
+                lsn,
+                at_ms,
+                reservation_id,
+                &held,
+                ReservationState::Expired,
+                &[],
+            )?;
         }
     }
     Ok(())
@@ -268,7 +331,13 @@ fn same_quantities(a: &[Line], b: &[Line]) -> bool {
 }
 
 /// The active hold `id`; with `due`, it must be at or past its deadline, else before it.
-fn active_hold(ctx: &Ctx, locked: &mut Locked, id: &str, at_ms: u64, due: bool) -> Result<ReservationEntry, String> {
+fn active_hold(
+    ctx: &Ctx,
+    locked: &mut Locked,
+    id: &str,
+    at_ms: u64,
+    due: bool,
+) -> Result<ReservationEntry, String> {
     let entry = locked
         .shard(ctx.router.of(id))
         .reservations
@@ -317,7 +386,10 @@ fn end_hold(
         let entry = sku_entry(ctx, locked, &line.sku)?;
         let quantity = u64::from(line.quantity);
         if entry.reserved < quantity || entry.on_hand < deducted {
-            return Err(format!("hold {id}: {} reserved {} < {quantity}", line.sku, entry.reserved));
+            return Err(format!(
+                "hold {id}: {} reserved {} < {quantity}",
+                line.sku, entry.reserved
+            ));
         }
         entry.reserved -= quantity;
         entry.on_hand -= deducted;

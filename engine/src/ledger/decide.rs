@@ -14,7 +14,13 @@ pub enum Decision {
     Write(Vec<Event>),
 }
 
-pub fn decide(ctx: &Ctx, locked: &mut Locked, op: &Op, now_ms: u64, live_holds_max: u64) -> Result<Decision> {
+pub fn decide(
+    ctx: &Ctx,
+    locked: &mut Locked,
+    op: &Op,
+    now_ms: u64,
+    live_holds_max: u64,
+) -> Result<Decision> {
     match op {
         Op::UpsertProduct {
             sku,
@@ -48,7 +54,11 @@ pub fn decide(ctx: &Ctx, locked: &mut Locked, op: &Op, now_ms: u64, live_holds_m
             quantity,
         } => {
             let home = ctx.router.of(receipt_id);
-            if let Some(prior) = locked.shard(home).stock_op(IdKind::Receipt, receipt_id, now_ms, ctx.retention) {
+            if let Some(prior) =
+                locked
+                    .shard(home)
+                    .stock_op(IdKind::Receipt, receipt_id, now_ms, ctx.retention)
+            {
                 if prior.sku == *sku && prior.quantity == u64::from(*quantity) {
                     return Ok(Decision::Reply(output(ctx, locked, op)?));
                 }
@@ -81,11 +91,16 @@ pub fn decide(ctx: &Ctx, locked: &mut Locked, op: &Op, now_ms: u64, live_holds_m
             reason,
         } => {
             let home = ctx.router.of(adjustment_id);
-            if let Some(prior) = locked
-                .shard(home)
-                .stock_op(IdKind::Adjustment, adjustment_id, now_ms, ctx.retention)
-            {
-                if prior.sku == *sku && prior.quantity == u64::from(*on_hand) && prior.reason == *reason {
+            if let Some(prior) = locked.shard(home).stock_op(
+                IdKind::Adjustment,
+                adjustment_id,
+                now_ms,
+                ctx.retention,
+            ) {
+                if prior.sku == *sku
+                    && prior.quantity == u64::from(*on_hand)
+                    && prior.reason == *reason
+                {
                     return Ok(Decision::Reply(output(ctx, locked, op)?));
                 }
                 return Err(exists(format!(
@@ -115,7 +130,11 @@ pub fn decide(ctx: &Ctx, locked: &mut Locked, op: &Op, now_ms: u64, live_holds_m
             ttl_seconds,
         } => {
             let home = ctx.router.of(reservation_id);
-            if let Some(prior) = locked.shard(home).reservation(reservation_id, now_ms, ctx.retention) {
+            if let Some(prior) =
+                locked
+                    .shard(home)
+                    .reservation(reservation_id, now_ms, ctx.retention)
+            {
                 if prior.lines == *lines && prior.ttl_seconds == *ttl_seconds {
                     return Ok(Decision::Reply(output(ctx, locked, op)?));
                 }
@@ -148,7 +167,10 @@ pub fn decide(ctx: &Ctx, locked: &mut Locked, op: &Op, now_ms: u64, live_holds_m
                 expires_at_ms: now_ms + u64::from(*ttl_seconds) * 1000,
             }]))
         }
-        Op::Commit { reservation_id, lines } => {
+        Op::Commit {
+            reservation_id,
+            lines,
+        } => {
             let held = hold(ctx, locked, reservation_id, now_ms)?;
             let wanted = if lines.is_empty() {
                 held.lines.clone()
@@ -165,7 +187,12 @@ pub fn decide(ctx: &Ctx, locked: &mut Locked, op: &Op, now_ms: u64, live_holds_m
                     )));
                 }
                 ReservationState::Released | ReservationState::Expired => {
-                    return Err(refused(reservation_id, held.state, "COMMITTED", held.expires_at_ms));
+                    return Err(refused(
+                        reservation_id,
+                        held.state,
+                        "COMMITTED",
+                        held.expires_at_ms,
+                    ));
                 }
                 ReservationState::Active => {}
             }
@@ -210,7 +237,9 @@ pub fn decide(ctx: &Ctx, locked: &mut Locked, op: &Op, now_ms: u64, live_holds_m
                 ReservationState::Released | ReservationState::Expired => {
                     Ok(Decision::Reply(output(ctx, locked, op)?))
                 }
-                ReservationState::Committed => Err(refused(reservation_id, held.state, "RELEASED", 0)),
+                ReservationState::Committed => {
+                    Err(refused(reservation_id, held.state, "RELEASED", 0))
+                }
                 ReservationState::Active => Ok(Decision::Write(vec![Event::ReservationReleased {
                     reservation_id: reservation_id.clone(),
                     lines: held.lines,
@@ -239,7 +268,12 @@ fn refused(id: &str, state: ReservationState, wanted: &str, expires_at_ms: u64) 
     ))
 }
 
-fn hold(ctx: &Ctx, locked: &mut Locked, id: &str, now_ms: u64) -> Result<super::shard::ReservationEntry> {
+fn hold(
+    ctx: &Ctx,
+    locked: &mut Locked,
+    id: &str,
+    now_ms: u64,
+) -> Result<super::shard::ReservationEntry> {
     let entry = locked
         .shard(ctx.router.of(id))
         .reservation(id, now_ms, ctx.retention)
@@ -250,7 +284,11 @@ fn hold(ctx: &Ctx, locked: &mut Locked, id: &str, now_ms: u64) -> Result<super::
     Ok(entry)
 }
 
-fn sku_entry<'s>(ctx: &Ctx, locked: &'s mut Locked, sku: &str) -> Result<&'s super::shard::SkuEntry> {
+fn sku_entry<'s>(
+    ctx: &Ctx,
+    locked: &'s mut Locked,
+    sku: &str,
+) -> Result<&'s super::shard::SkuEntry> {
     locked
         .shard(ctx.router.of(sku))
         .skus
@@ -272,8 +310,12 @@ pub fn output(ctx: &Ctx, locked: &mut Locked, op: &Op) -> Result<OpOutput> {
                 stock: entry.level(sku),
             })
         }
-        Op::Receive { sku, .. } | Op::Adjust { sku, .. } => OpOutput::Stock(sku_entry(ctx, locked, sku)?.level(sku)),
-        Op::Reserve { reservation_id, .. } | Op::Commit { reservation_id, .. } | Op::Release { reservation_id } => {
+        Op::Receive { sku, .. } | Op::Adjust { sku, .. } => {
+            OpOutput::Stock(sku_entry(ctx, locked, sku)?.level(sku))
+        }
+        Op::Reserve { reservation_id, .. }
+        | Op::Commit { reservation_id, .. }
+        | Op::Release { reservation_id } => {
             let entry = locked
                 .shard(ctx.router.of(reservation_id))
                 .reservations

@@ -50,13 +50,19 @@ impl SkuCell {
     }
     pub fn publish(&self, on_hand: u64, reserved: u64, reorder_level: u32) {
         debug_assert!(reserved <= on_hand && on_hand <= u64::from(u32::MAX));
-        self.stock.store((on_hand << 32) | reserved, Ordering::Release);
+        self.stock
+            .store((on_hand << 32) | reserved, Ordering::Release);
         self.reorder_level.store(reorder_level, Ordering::Release);
     }
     pub fn level(&self, sku: &str) -> StockLevel {
         let word = self.stock.load(Ordering::Acquire);
         let (on_hand, reserved) = (word >> 32, word & 0xffff_ffff);
-        stock_level(sku, on_hand, reserved, self.reorder_level.load(Ordering::Acquire))
+        stock_level(
+            sku,
+            on_hand,
+            reserved,
+            self.reorder_level.load(Ordering::Acquire),
+        )
     }
 }
 
@@ -194,13 +200,25 @@ impl Retention {
 
 impl Shard {
     /// A reservation that is live, or ended within retention (else treated as unknown).
-    pub fn reservation(&self, id: &str, now_ms: u64, retention: Retention) -> Option<&ReservationEntry> {
-        self.reservations
-            .get(id)
-            .filter(|r| r.ended_at_ms.is_none_or(|ended| retention.retained(ended, now_ms)))
+    pub fn reservation(
+        &self,
+        id: &str,
+        now_ms: u64,
+        retention: Retention,
+    ) -> Option<&ReservationEntry> {
+        self.reservations.get(id).filter(|r| {
+            r.ended_at_ms
+                .is_none_or(|ended| retention.retained(ended, now_ms))
+        })
     }
 
-    pub fn stock_op(&self, kind: IdKind, id: &str, now_ms: u64, retention: Retention) -> Option<&StockOpEntry> {
+    pub fn stock_op(
+        &self,
+        kind: IdKind,
+        id: &str,
+        now_ms: u64,
+        retention: Retention,
+    ) -> Option<&StockOpEntry> {
         let map = match kind {
             IdKind::Receipt => &self.receipts,
             IdKind::Adjustment => &self.adjustments,
@@ -240,7 +258,11 @@ impl Shard {
                 }
             }
             IdKind::Adjustment => {
-                if self.adjustments.get(id).is_some_and(|e| e.at_ms == ended_at) {
+                if self
+                    .adjustments
+                    .get(id)
+                    .is_some_and(|e| e.at_ms == ended_at)
+                {
                     self.adjustments.remove(id);
                 }
             }

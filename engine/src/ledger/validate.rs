@@ -21,7 +21,9 @@ pub fn id(field: &str, value: &str) -> Result<()> {
         )));
     }
     if value.chars().any(char::is_control) {
-        return Err(invalid(format!("{field} must not contain control characters")));
+        return Err(invalid(format!(
+            "{field} must not contain control characters"
+        )));
     }
     Ok(())
 }
@@ -38,7 +40,9 @@ pub fn sku(field: &str, value: &str) -> Result<()> {
         )));
     }
     if value.chars().any(char::is_control) {
-        return Err(invalid(format!("{field} must not contain control characters")));
+        return Err(invalid(format!(
+            "{field} must not contain control characters"
+        )));
     }
     Ok(())
 }
@@ -48,14 +52,20 @@ pub fn quantity(field: &str, value: u32) -> Result<()> {
         return Err(invalid(format!("{field} must be greater than 0")));
     }
     if value > limits::QUANTITY_MAX {
-        return Err(invalid(format!("{field} {value} exceeds the maximum {}", limits::QUANTITY_MAX)));
+        return Err(invalid(format!(
+            "{field} {value} exceeds the maximum {}",
+            limits::QUANTITY_MAX
+        )));
     }
     Ok(())
 }
 
 pub fn text(field: &str, value: &str, bytes_max: usize) -> Result<()> {
     if value.len() > bytes_max {
-        return Err(invalid(format!("{field} is {} bytes, at most {bytes_max} allowed", value.len())));
+        return Err(invalid(format!(
+            "{field} is {} bytes, at most {bytes_max} allowed",
+            value.len()
+        )));
     }
     Ok(())
 }
@@ -78,7 +88,10 @@ pub fn lines(lines: &[Line], may_be_empty: bool) -> Result<Vec<Line>> {
         sku(&format!("lines[{i}].sku"), &line.sku)?;
         quantity(&format!("lines[{i}].quantity"), line.quantity)?;
         if !seen.insert(line.sku.as_str()) {
-            return Err(invalid(format!("lines[{i}].sku {} appears more than once", line.sku)));
+            return Err(invalid(format!(
+                "lines[{i}].sku {} appears more than once",
+                line.sku
+            )));
         }
     }
     let mut sorted = lines.to_vec();
@@ -118,7 +131,9 @@ pub fn op(op: Op, ttl_default_seconds: u32) -> Result<Op> {
                 )));
             }
             if reorder_level > limits::QUANTITY_MAX || reorder_quantity > limits::QUANTITY_MAX {
-                return Err(invalid("reorder_level and reorder_quantity must not exceed the quantity maximum"));
+                return Err(invalid(
+                    "reorder_level and reorder_quantity must not exceed the quantity maximum",
+                ));
             }
             Op::UpsertProduct {
                 sku: s,
@@ -151,7 +166,10 @@ pub fn op(op: Op, ttl_default_seconds: u32) -> Result<Op> {
             id("adjustment_id", &adjustment_id)?;
             sku("sku", &s)?;
             if on_hand > limits::QUANTITY_MAX {
-                return Err(invalid(format!("on_hand {on_hand} exceeds the maximum {}", limits::QUANTITY_MAX)));
+                return Err(invalid(format!(
+                    "on_hand {on_hand} exceeds the maximum {}",
+                    limits::QUANTITY_MAX
+                )));
             }
             text("reason", &reason, limits::REASON_BYTES_MAX)?;
             Op::Adjust {

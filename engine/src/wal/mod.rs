@@ -72,39 +72,75 @@ impl WalConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WalError {
-    Io { file: PathBuf, message: String },
+    Io {
+        file: PathBuf,
+        message: String,
+    },
     /// Damage before the tail: refuse to start.
-    Corrupt { file: PathBuf, offset: u64, reason: String },
+    Corrupt {
+        file: PathBuf,
+        offset: u64,
+        reason: String,
+    },
     /// A valid record that does not apply: the log is not a valid serial history.
-    Replay { file: PathBuf, offset: u64, lsn: u64, reason: String },
+    Replay {
+        file: PathBuf,
+        offset: u64,
+        lsn: u64,
+        reason: String,
+    },
     /// Segments are missing between two LSNs.
-    Gap { expected_lsn: u64, found_lsn: u64, file: PathBuf },
+    Gap {
+        expected_lsn: u64,
+        found_lsn: u64,
+        file: PathBuf,
+    },
     /// A reader asked for an LSN no longer retained.
-    Truncated { oldest_lsn: u64 },
+    Truncated {
+        oldest_lsn: u64,
+    },
 }
 
 impl fmt::Display for WalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            WalError::Io { file, message } => write!(f, "I/O error on {}: {message}", file.display()),
-            WalError::Corrupt { file, offset, reason } => write!(
+            WalError::Io { file, message } => {
+                write!(f, "I/O error on {}: {message}", file.display())
+            }
+            WalError::Corrupt {
+                file,
+                offset,
+                reason,
+            } => write!(
                 f,
                 "WAL corrupt in {} at offset {offset}: {reason} (start with recovery mode \
                  truncate-corruption to drop everything from there on)",
                 file.display()
             ),
-            WalError::Replay { file, offset, lsn, reason } => write!(
+            WalError::Replay {
+                file,
+                offset,
+                lsn,
+                reason,
+            } => write!(
                 f,
                 "WAL record {lsn} in {} at offset {offset} does not apply: {reason}",
                 file.display()
             ),
-            WalError::Gap { expected_lsn, found_lsn, file } => write!(
+            WalError::Gap {
+                expected_lsn,
+                found_lsn,
+                file,
+            } => write!(
                 f,
                 "WAL gap: expected LSN {expected_lsn}, {} starts at {found_lsn}",
                 file.display()
             ),
             WalError::Truncated { oldest_lsn } => {
-                write!(f, "LSN no longer retained; the oldest available is {oldest_lsn}")
+                write!(
+                    f,
+                    "LSN no longer retained; the oldest available is {oldest_lsn}"
+                )
             }
         }
     }
@@ -183,7 +219,10 @@ impl Wal {
         skip_through: u64,
         mut replay: impl FnMut(u64, &[u8]) -> Result<(), String>,
     ) -> Result<(Wal, RecoveryReport), WalError> {
-        assert!(config.sync != SyncMode::Off, "SyncMode::Off has no WAL to open");
+        assert!(
+            config.sync != SyncMode::Off,
+            "SyncMode::Off has no WAL to open"
+        );
         let dir = config.dir.clone();
         fs.create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
         let mut found: Vec<SegmentInfo> = fs
@@ -275,14 +314,19 @@ impl Wal {
             index += 1;
         }
         report.segments = kept.len();
-        let last_lsn = next_lsn.map(|n| n - 1).unwrap_or(skip_through).max(skip_through);
+        let last_lsn = next_lsn
+            .map(|n| n - 1)
+            .unwrap_or(skip_through)
+            .max(skip_through);
         report.last_lsn = last_lsn;
 
         // Append to the last segment if it is still the right one, else start a fresh one lazily.
         let current = match kept.last() {
             Some(seg) => {
                 let len = fs.len(&seg.path).map_err(|e| io_err(&seg.path, e))?;
-                let file = fs.open_append(&seg.path).map_err(|e| io_err(&seg.path, e))?;
+                let file = fs
+                    .open_append(&seg.path)
+                    .map_err(|e| io_err(&seg.path, e))?;
                 Some(OpenSegment {
                     file,
                     bytes: len,
@@ -446,7 +490,9 @@ impl Wal {
             let dir = &self.shared.config.dir;
             self.shared.fs.sync_dir(dir).map_err(|e| io_err(dir, e))?;
             self.shared.segments.lock().drain(..doomed.len());
-            self.shared.bytes_on_disk.fetch_sub(freed, Ordering::Relaxed);
+            self.shared
+                .bytes_on_disk
+                .fetch_sub(freed, Ordering::Relaxed);
         }
         Ok(freed)
     }
@@ -659,7 +705,10 @@ impl WalCursor {
             while out.len() < records_max && self.next_lsn <= durable {
                 match segment::decode_frame(&buf, at) {
                     Ok(frame) if frame.lsn == self.next_lsn => {
-                        out.push((frame.lsn, buf[frame.payload_start..frame.payload_end].to_vec()));
+                        out.push((
+                            frame.lsn,
+                            buf[frame.payload_start..frame.payload_end].to_vec(),
+                        ));
                         at = frame.payload_end;
                         self.next_lsn += 1;
                     }
@@ -707,7 +756,11 @@ impl WalCursor {
                 .cloned()
                 .expect("a segment at or below next_lsn")
         };
-        let buf = self.shared.fs.read(&seg.path).map_err(|e| io_err(&seg.path, e))?;
+        let buf = self
+            .shared
+            .fs
+            .read(&seg.path)
+            .map_err(|e| io_err(&seg.path, e))?;
         let mut at = HEADER_BYTES;
         let mut lsn = seg.first_lsn;
         while lsn < self.next_lsn {

@@ -66,7 +66,10 @@ pub fn encode_header(first_lsn: u64) -> [u8; HEADER_BYTES] {
 /// Checks a header and returns its `first_lsn`.
 pub fn decode_header(bytes: &[u8]) -> Result<u64, String> {
     if bytes.len() < HEADER_BYTES {
-        return Err(format!("header is {} bytes, expected {HEADER_BYTES}", bytes.len()));
+        return Err(format!(
+            "header is {} bytes, expected {HEADER_BYTES}",
+            bytes.len()
+        ));
     }
     if &bytes[0..8] != MAGIC {
         return Err("bad magic".into());
@@ -79,7 +82,9 @@ pub fn decode_header(bytes: &[u8]) -> Result<u64, String> {
     if version != FORMAT_VERSION {
         return Err(format!("unsupported format version {version}"));
     }
-    Ok(u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes")))
+    Ok(u64::from_le_bytes(
+        bytes[12..20].try_into().expect("8 bytes"),
+    ))
 }
 
 /// Appends one framed record to `out`.
@@ -120,7 +125,9 @@ pub fn decode_frame(buf: &[u8], offset: usize) -> Result<Frame, FrameError> {
     }
     let len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
     if len == 0 || len > RECORD_BYTES_MAX {
-        return Err(FrameError::Invalid(format!("record length {len} out of range")));
+        return Err(FrameError::Invalid(format!(
+            "record length {len} out of range"
+        )));
     }
     if rest.len() < FRAME_HEADER_BYTES + len {
         return Err(FrameError::Incomplete);
@@ -130,7 +137,9 @@ pub fn decode_frame(buf: &[u8], offset: usize) -> Result<Frame, FrameError> {
     let mut crc = crc32c::crc32c(&rest[0..12]);
     crc = crc32c::crc32c_append(crc, &rest[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + len]);
     if crc != stored {
-        return Err(FrameError::Invalid(format!("checksum mismatch in record {lsn}")));
+        return Err(FrameError::Invalid(format!(
+            "checksum mismatch in record {lsn}"
+        )));
     }
     let payload_start = offset + FRAME_HEADER_BYTES;
     Ok(Frame {
@@ -163,7 +172,10 @@ pub fn scan(buf: &[u8], expected_first_lsn: u64) -> Scan {
                 first_lsn: expected_first_lsn,
                 frames: Vec::new(),
                 valid_bytes: 0,
-                bad: Some((12, format!("header says first LSN {first}, name says {expected_first_lsn}"))),
+                bad: Some((
+                    12,
+                    format!("header says first LSN {first}, name says {expected_first_lsn}"),
+                )),
                 valid_after_bad: false,
             };
         }
@@ -189,7 +201,10 @@ pub fn scan(buf: &[u8], expected_first_lsn: u64) -> Scan {
                 next_lsn += 1;
             }
             Ok(frame) => {
-                bad = Some((offset, format!("record LSN {} where {next_lsn} was expected", frame.lsn)));
+                bad = Some((
+                    offset,
+                    format!("record LSN {} where {next_lsn} was expected", frame.lsn),
+                ));
                 break;
             }
             Err(FrameError::Incomplete) => {
@@ -218,9 +233,8 @@ pub fn scan(buf: &[u8], expected_first_lsn: u64) -> Scan {
 /// Looks for any valid frame with LSN ≥ `lsn_min` starting at or after `from`. Only runs when a
 /// segment is damaged, so its cost (a CRC attempt per byte) does not matter.
 fn any_valid_frame_after(buf: &[u8], from: usize, lsn_min: u64) -> bool {
-    (from..buf.len().saturating_sub(FRAME_HEADER_BYTES)).any(|at| {
-        matches!(decode_frame(buf, at), Ok(frame) if frame.lsn >= lsn_min)
-    })
+    (from..buf.len().saturating_sub(FRAME_HEADER_BYTES))
+        .any(|at| matches!(decode_frame(buf, at), Ok(frame) if frame.lsn >= lsn_min))
 }
 
 #[cfg(test)]
