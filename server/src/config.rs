@@ -1,0 +1,551 @@
+//! `inventoryd`'s configuration: defaults, a TOML file, `INVENTORY_*` environment variables and
+//! command-line flags, in rising precedence (flags > env > file > defaults). Every setting is
+//! documented, with its default, in `server/inventoryd.example.toml` and `docs/SERVER.md`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{self, RoleRule};
+use crate::limits;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// gRPC listen address.
+    pub listen: String,
+    /// Prometheus `/metrics` listen address.
+    pub metrics_listen: String,
+    /// Where the WAL (and later snapshots) live.
+    pub data_dir: PathBuf,
+    /// Allow tokens over plain TCP on a non-loopback address.
+    pub insecure: bool,
+    /// `tracing` filter (`RUST_LOG` syntax) used when `RUST_LOG` is not set.
+    pub log: String,
+    pub engine: EngineSettings,
+    pub limits: LimitSettings,
+    pub tls: TlsSettings,
+    /// Bearer tokens, stored as SHA-256 hashes, each with a role.
+    pub tokens: Vec<TokenEntry>,
+    /// Role × RPC matrix. A role given here replaces that role's default; others keep theirs.
+    pub roles: BTreeMap<String, RoleRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineSettings {
+    /// Ledger shards; 0 = one per CPU.
+    pub shards: usize,
+    /// `fsync` (default; replies wait for fdatasync) or `none` (UNSAFE: no fsync at all).
+    pub sync: String,
+    /// Group commit: longest a record waits for company before the batch is written (µs).
+    pub group_commit_delay_micros: u64,
+    /// WAL segment size before rolling over to a new file.
+    pub segment_bytes: u64,
+    /// Hold time when a Reserve says `ttl_seconds = 0`.
+    pub ttl_default_seconds: u32,
+    /// How long ended objects' ids are remembered for idempotent retries.
+    pub id_retention_seconds: u64,
+    /// How many ended objects' ids are remembered.
+    pub id_retention_count: u64,
+    /// Live (active) holds; a Reserve beyond it is RESOURCE_EXHAUSTED.
+    pub live_holds_max: u64,
+    /// `strict` (refuse to start on corruption before the WAL's tail) or `truncate-corruption`.
+    pub recovery: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    pub max_message_bytes: usize,
+    pub max_concurrent_streams: u32,
+    pub max_connections: usize,
+    pub request_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM certificate chain; with `key`, turns TLS on.
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
+    /// PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    pub role: String,
+    /// Hex SHA-256 of the token (`inventoryd hash-token TOKEN` prints it).
+    pub sha256: String,
+    /// A label for logs (never the token).
+    #[serde(default)]
+    pub name: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:50051".into(),
+            metrics_listen: "127.0.0.1:9464".into(),
+            data_dir: PathBuf::from("./data"),
+            insecure: false,
+            log: "info".into(),
+            engine: EngineSettings::default(),
+            limits: LimitSettings::default(),
+            tls: TlsSettings::default(),
+            tokens: Vec::new(),
+            roles: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            shards: 0,
+            sync: "fsync".into(),
+            group_commit_delay_micros: engine::limits::GROUP_COMMIT_DELAY_MICROS_DEFAULT,
+            segment_bytes: engine::limits::SEGMENT_BYTES_DEFAULT,
+            ttl_default_seconds: engine::limits::TTL_SECONDS_DEFAULT,
+            id_retention_seconds: engine::limits::ID_RETENTION_SECONDS_DEFAULT,
+            id_retention_count: engine::limits::ID_RETENTION_COUNT_DEFAULT,
+            live_holds_max: engine::limits::LIVE_HOLDS_MAX_DEFAULT,
+            recovery: "strict".into(),
+        }
+    }
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: limits::MESSAGE_BYTES_MAX_DEFAULT,
+            max_concurrent_streams: limits::MAX_CONCURRENT_STREAMS_DEFAULT,
+            max_connections: limits::MAX_CONNECTIONS_DEFAULT,
+            request_timeout_seconds: limits::REQUEST_TIMEOUT_SECONDS_DEFAULT,
+        }
+    }
+}
+
+/// The flags of `inventoryd` that override a setting (None = not given).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub metrics_listen: Option<String>,
+    pub insecure: bool,
+}
+
+/// The environment variables read, with the setting each overrides.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    (
+        "INVENTORY_CONFIG",
+        "path of the TOML config file (like --config)",
+    ),
+    ("INVENTORY_LISTEN", "listen"),
+    ("INVENTORY_METRICS_LISTEN", "metrics_listen"),
+    ("INVENTORY_DATA_DIR", "data_dir"),
+    ("INVENTORY_INSECURE", "insecure (true/false)"),
+    ("INVENTORY_LOG", "log"),
+    ("INVENTORY_SHARDS", "engine.shards"),
+    ("INVENTORY_SYNC", "engine.sync"),
+    (
+        "INVENTORY_GROUP_COMMIT_DELAY_MICROS",
+        "engine.group_commit_delay_micros",
+    ),
+    ("INVENTORY_SEGMENT_BYTES", "engine.segment_bytes"),
+    (
+        "INVENTORY_TTL_DEFAULT_SECONDS",
+        "engine.ttl_default_seconds",
+    ),
+    (
+        "INVENTORY_ID_RETENTION_SECONDS",
+        "engine.id_retention_seconds",
+    ),
+    ("INVENTORY_ID_RETENTION_COUNT", "engine.id_retention_count"),
+    ("INVENTORY_LIVE_HOLDS_MAX", "engine.live_holds_max"),
+    ("INVENTORY_RECOVERY", "engine.recovery"),
+    ("INVENTORY_MAX_MESSAGE_BYTES", "limits.max_message_bytes"),
+    (
+        "INVENTORY_MAX_CONCURRENT_STREAMS",
+        "limits.max_concurrent_streams",
+    ),
+    ("INVENTORY_MAX_CONNECTIONS", "limits.max_connections"),
+    (
+        "INVENTORY_REQUEST_TIMEOUT_SECONDS",
+        "limits.request_timeout_seconds",
+    ),
+    ("INVENTORY_TLS_CERT", "tls.cert"),
+    ("INVENTORY_TLS_KEY", "tls.key"),
+    ("INVENTORY_TLS_CLIENT_CA", "tls.client_ca"),
+    (
+        "INVENTORY_TOKENS",
+        "tokens, replacing the file's: comma-separated ROLE:SHA256HEX pairs",
+    ),
+];
+
+fn parse<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .trim()
+        .parse()
+        .map_err(|e| format!("environment variable {name}={value:?}: {e}"))
+}
+
+impl Config {
+    /// Reads a TOML config file.
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        Self::from_toml(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Loads the full configuration: defaults < file (`config_path`, else `INVENTORY_CONFIG`)
+    /// < environment (`env` looks a variable up) < flags.
+    pub fn load(
+        config_path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+        flags: &Overrides,
+    ) -> Result<Self, String> {
+        let file = config_path
+            .map(Path::to_path_buf)
+            .or_else(|| env("INVENTORY_CONFIG").map(PathBuf::from));
+        let mut config = match file {
+            Some(path) => Self::from_file(&path)?,
+            None => Self::default(),
+        };
+        config.apply_env(&env)?;
+        if let Some(listen) = &flags.listen {
+            config.listen = listen.clone();
+        }
+        if let Some(dir) = &flags.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(listen) = &flags.metrics_listen {
+            config.metrics_listen = listen.clone();
+        }
+        if flags.insecure {
+            config.insecure = true;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Applies the `INVENTORY_*` variables (see [`ENV_VARS`]).
+    pub fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), String> {
+        let get = |name: &str| env(name).filter(|v| !v.is_empty());
+        macro_rules! set {
+            ($name:literal, $field:expr) => {
+                if let Some(v) = get($name) {
+                    $field = parse($name, &v)?;
+                }
+            };
+        }
+        if let Some(v) = get("INVENTORY_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = get("INVENTORY_METRICS_LISTEN") {
+            self.metrics_listen = v;
+        }
+        if let Some(v) = get("INVENTORY_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        set!("INVENTORY_INSECURE", self.insecure);
+        if let Some(v) = get("INVENTORY_LOG") {
+            self.log = v;
+        }
+        set!("INVENTORY_SHARDS", self.engine.shards);
+        if let Some(v) = get("INVENTORY_SYNC") {
+            self.engine.sync = v;
+        }
+        set!(
+            "INVENTORY_GROUP_COMMIT_DELAY_MICROS",
+            self.engine.group_commit_delay_micros
+        );
+        set!("INVENTORY_SEGMENT_BYTES", self.engine.segment_bytes);
+        set!(
+            "INVENTORY_TTL_DEFAULT_SECONDS",
+            self.engine.ttl_default_seconds
+        );
+        set!(
+            "INVENTORY_ID_RETENTION_SECONDS",
+            self.engine.id_retention_seconds
+        );
+        set!(
+            "INVENTORY_ID_RETENTION_COUNT",
+            self.engine.id_retention_count
+        );
+        set!("INVENTORY_LIVE_HOLDS_MAX", self.engine.live_holds_max);
+        if let Some(v) = get("INVENTORY_RECOVERY") {
+            self.engine.recovery = v;
+        }
+        set!("INVENTORY_MAX_MESSAGE_BYTES", self.limits.max_message_bytes);
+        set!(
+            "INVENTORY_MAX_CONCURRENT_STREAMS",
+            self.limits.max_concurrent_streams
+        );
+        set!("INVENTORY_MAX_CONNECTIONS", self.limits.max_connections);
+        set!(
+            "INVENTORY_REQUEST_TIMEOUT_SECONDS",
+            self.limits.request_timeout_seconds
+        );
+        if let Some(v) = get("INVENTORY_TLS_CERT") {
+            self.tls.cert = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("INVENTORY_TLS_KEY") {
+            self.tls.key = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("INVENTORY_TLS_CLIENT_CA") {
+            self.tls.client_ca = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("INVENTORY_TOKENS") {
+            self.tokens = v
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(|pair| {
+                    let (role, hash) = pair.trim().split_once(':').ok_or_else(|| {
+                        format!("INVENTORY_TOKENS: {pair:?} is not ROLE:SHA256HEX")
+                    })?;
+                    Ok(TokenEntry {
+                        role: role.to_string(),
+                        sha256: hash.to_string(),
+                        name: format!("env:{role}"),
+                    })
+                })
+                .collect::<Result<_, String>>()?;
+        }
+        Ok(())
+    }
+
+    /// Checks every value; the message names the offending setting.
+    pub fn validate(&self) -> Result<(), String> {
+        self.sync_mode()?;
+        self.recovery_mode()?;
+        if self.engine.shards > engine::limits::SHARDS_MAX {
+            return Err(format!(
+                "engine.shards = {} exceeds the maximum of {}",
+                self.engine.shards,
+                engine::limits::SHARDS_MAX
+            ));
+        }
+        if self.engine.ttl_default_seconds == 0
+            || self.engine.ttl_default_seconds > engine::limits::TTL_SECONDS_MAX
+        {
+            return Err(format!(
+                "engine.ttl_default_seconds = {} must be 1..={}",
+                self.engine.ttl_default_seconds,
+                engine::limits::TTL_SECONDS_MAX
+            ));
+        }
+        if self.engine.segment_bytes < 4096 {
+            return Err("engine.segment_bytes must be at least 4096".into());
+        }
+        if self.limits.max_message_bytes < 1024 {
+            return Err("limits.max_message_bytes must be at least 1024".into());
+        }
+        if self.limits.max_connections == 0 || self.limits.max_concurrent_streams == 0 {
+            return Err(
+                "limits.max_connections and limits.max_concurrent_streams must be at least 1"
+                    .into(),
+            );
+        }
+        if self.limits.request_timeout_seconds == 0 {
+            return Err("limits.request_timeout_seconds must be at least 1".into());
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err("tls.cert and tls.key must be given together".into());
+        }
+        if self.tls.client_ca.is_some() && self.tls.cert.is_none() {
+            return Err("tls.client_ca needs tls.cert and tls.key".into());
+        }
+        let roles = self.role_matrix();
+        for (i, token) in self.tokens.iter().enumerate() {
+            if !roles.contains_key(&token.role) {
+                return Err(format!(
+                    "tokens[{i}]: unknown role {:?} (known: {})",
+                    token.role,
+                    roles.keys().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+            auth::parse_hash(&token.sha256).map_err(|e| format!("tokens[{i}].sha256: {e}"))?;
+        }
+        Ok(())
+    }
+
+    pub fn sync_mode(&self) -> Result<engine::SyncMode, String> {
+        match self.engine.sync.as_str() {
+            "fsync" => Ok(engine::SyncMode::Fsync),
+            "none" => Ok(engine::SyncMode::None),
+            other => Err(format!(
+                "engine.sync = {other:?}: expected \"fsync\" or \"none\""
+            )),
+        }
+    }
+
+    pub fn recovery_mode(&self) -> Result<engine::RecoveryMode, String> {
+        match self.engine.recovery.as_str() {
+            "strict" => Ok(engine::RecoveryMode::Strict),
+            "truncate-corruption" => Ok(engine::RecoveryMode::TruncateCorruption),
+            other => Err(format!(
+                "engine.recovery = {other:?}: expected \"strict\" or \"truncate-corruption\""
+            )),
+        }
+    }
+
+    /// The role matrix in force: the defaults of API.md, with the roles of the file replacing
+    /// theirs.
+    pub fn role_matrix(&self) -> BTreeMap<String, RoleRule> {
+        let mut roles = auth::default_roles();
+        for (name, rule) in &self.roles {
+            roles.insert(name.clone(), rule.clone());
+        }
+        roles
+    }
+
+    /// The engine configuration these settings describe.
+    pub fn engine_config(&self) -> Result<engine::EngineConfig, String> {
+        let mut c = engine::EngineConfig::new(&self.data_dir);
+        if self.engine.shards > 0 {
+            c.shards = self.engine.shards;
+        }
+        c.wal.sync = self.sync_mode()?;
+        c.wal.recovery = self.recovery_mode()?;
+        c.wal.group_commit_delay_micros = self.engine.group_commit_delay_micros;
+        c.wal.segment_bytes = self.engine.segment_bytes;
+        c.ttl_default_seconds = self.engine.ttl_default_seconds;
+        c.id_retention_seconds = self.engine.id_retention_seconds;
+        c.id_retention_count = self.engine.id_retention_count;
+        c.live_holds_max = self.engine.live_holds_max;
+        Ok(c)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.limits.request_timeout_seconds)
+    }
+
+    pub fn tls_enabled(&self) -> bool {
+        self.tls.cert.is_some()
+    }
+
+    /// The security rules of the issue, checked against the address actually bound:
+    /// no tokens → development mode, loopback only; tokens without TLS on a non-loopback
+    /// address → refused unless `insecure`. Returns a warning to log, if any.
+    pub fn check_security(&self, listen: SocketAddr) -> Result<Option<String>, String> {
+        let loopback = listen.ip().is_loopback();
+        if self.tokens.is_empty() {
+            if !loopback {
+                return Err(format!(
+                    "refusing to listen on {listen} without tokens: development mode (no [[tokens]]) \
+                     is allowed on a loopback address only"
+                ));
+            }
+            return Ok(Some(format!(
+                "development mode: no tokens configured, every call on {listen} is accepted without \
+                 authentication (loopback only)"
+            )));
+        }
+        if !loopback && !self.tls_enabled() {
+            if !self.insecure {
+                return Err(format!(
+                    "refusing to send tokens in clear text on {listen}: configure [tls] cert and key, \
+                     or pass --insecure"
+                ));
+            }
+            return Ok(Some(format!(
+                "--insecure: tokens travel in clear text on {listen}"
+            )));
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_is_flags_env_file_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:1\"\ndata_dir = \"/file\"\n[engine]\nshards = 3\nsync = \"none\"\n",
+        )
+        .unwrap();
+        let env = |name: &str| match name {
+            "INVENTORY_DATA_DIR" => Some("/env".to_string()),
+            "INVENTORY_SHARDS" => Some("5".to_string()),
+            _ => None,
+        };
+        let flags = Overrides {
+            listen: Some("127.0.0.1:2".into()),
+            ..Default::default()
+        };
+        let c = Config::load(Some(&path), env, &flags).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:2");
+        assert_eq!(c.data_dir, PathBuf::from("/env"));
+        assert_eq!(c.engine.shards, 5);
+        assert_eq!(c.engine.sync, "none");
+        assert_eq!(c.metrics_listen, "127.0.0.1:9464");
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let err = Config::load(
+            None,
+            |n| (n == "INVENTORY_SYNC").then(|| "sometimes".into()),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.contains("engine.sync"), "{err}");
+        let err = Config::from_toml("nonsense = 1").unwrap_err();
+        assert!(err.contains("nonsense"), "{err}");
+        let err = Config::load(
+            None,
+            |n| (n == "INVENTORY_TOKENS").then(|| "wizard:00".into()),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.contains("unknown role"), "{err}");
+    }
+
+    #[test]
+    fn example_config_parses_and_equals_the_defaults() {
+        let text = include_str!("../inventoryd.example.toml");
+        let parsed = Config::from_toml(text).unwrap();
+        let expected = Config {
+            roles: auth::default_roles(),
+            ..Config::default()
+        };
+        assert_eq!(parsed, expected);
+    }
+
+    #[test]
+    fn security_rules() {
+        let mut c = Config::default();
+        let lo: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let any: SocketAddr = "0.0.0.0:1".parse().unwrap();
+        assert!(c.check_security(lo).unwrap().is_some());
+        assert!(c.check_security(any).is_err());
+        c.tokens.push(TokenEntry {
+            role: "admin".into(),
+            sha256: "00".repeat(32),
+            name: String::new(),
+        });
+        assert!(c.check_security(lo).unwrap().is_none());
+        assert!(c.check_security(any).is_err());
+        c.insecure = true;
+        assert!(c.check_security(any).unwrap().is_some());
+    }
+}

@@ -1,0 +1,449 @@
+//! The gRPC services: Inventory and Admin on the engine; Orders, Alerts and Reports answer
+//! UNIMPLEMENTED (naming the issue that implements them) until their issues land.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use engine::{Engine, Op};
+use proto::inventory::v1 as pb;
+use tokio_stream::Stream;
+use tonic::{Code, Request, Response, Status};
+
+use crate::auth::Caller;
+use crate::convert::{self, status};
+use crate::limits;
+
+#[derive(Clone)]
+pub struct InventoryService {
+    engine: Arc<Engine>,
+}
+
+impl InventoryService {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self { engine }
+    }
+
+    async fn run(&self, op: Op) -> Result<engine::OpOutput, Status> {
+        self.engine.execute_async(op).await.map_err(status)
+    }
+
+    async fn run_stock(&self, op: Op) -> Result<Response<pb::StockLevel>, Status> {
+        let out = self.run(op).await?;
+        let level = out
+            .into_stock()
+            .ok_or_else(|| Status::internal("engine returned no stock level"))?;
+        Ok(Response::new(convert::stock(level)))
+    }
+
+    async fn run_reservation(&self, op: Op) -> Result<Response<pb::Reservation>, Status> {
+        let out = self.run(op).await?;
+        let r = out
+            .into_reservation()
+            .ok_or_else(|| Status::internal("engine returned no reservation"))?;
+        Ok(Response::new(convert::reservation(r)))
+    }
+}
+
+fn caller<T>(req: &Request<T>) -> Caller {
+    req.extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or_else(Caller::dev)
+}
+
+#[tonic::async_trait]
+impl pb::inventory_server::Inventory for InventoryService {
+    async fn upsert_product(
+        &self,
+        req: Request<pb::UpsertProductRequest>,
+    ) -> Result<Response<pb::Product>, Status> {
+        match self.run(convert::upsert_op(req.into_inner())).await? {
+            engine::OpOutput::Product(p) => Ok(Response::new(convert::product(p))),
+            _ => Err(Status::internal("engine returned no product")),
+        }
+    }
+
+    async fn receive_stock(
+        &self,
+        req: Request<pb::ReceiveStockRequest>,
+    ) -> Result<Response<pb::StockLevel>, Status> {
+        self.run_stock(convert::receive_op(req.into_inner())).await
+    }
+
+    async fn adjust_stock(
+        &self,
+        req: Request<pb::AdjustStockRequest>,
+    ) -> Result<Response<pb::StockLevel>, Status> {
+        self.run_stock(convert::adjust_op(req.into_inner())).await
+    }
+
+    async fn get_stock(
+        &self,
+        req: Request<pb::GetStockRequest>,
+    ) -> Result<Response<pb::StockLevel>, Status> {
+        let level = self
+            .engine
+            .get_stock(&req.into_inner().sku)
+            .map_err(status)?;
+        Ok(Response::new(convert::stock(level)))
+    }
+
+    async fn list_stock(
+        &self,
+        req: Request<pb::ListStockRequest>,
+    ) -> Result<Response<pb::ListStockResponse>, Status> {
+        let r = req.into_inner();
+        let page_size = match r.page_size {
+            0 => engine::limits::PAGE_SIZE_DEFAULT,
+            n => n as usize,
+        };
+        let after = (!r.page_token.is_empty()).then_some(r.page_token.as_str());
+        let (levels, next) = self.engine.list_stock(after, page_size, r.low_only);
+        Ok(Response::new(pb::ListStockResponse {
+            levels: levels.into_iter().map(convert::stock).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn reserve(
+        &self,
+        req: Request<pb::ReserveRequest>,
+    ) -> Result<Response<pb::Reservation>, Status> {
+        self.run_reservation(convert::reserve_op(req.into_inner()))
+            .await
+    }
+
+    async fn commit(
+        &self,
+        req: Request<pb::CommitRequest>,
+    ) -> Result<Response<pb::Reservation>, Status> {
+        self.run_reservation(convert::commit_op(req.into_inner()))
+            .await
+    }
+
+    async fn release(
+        &self,
+        req: Request<pb::ReleaseRequest>,
+    ) -> Result<Response<pb::Reservation>, Status> {
+        self.run_reservation(convert::release_op(req.into_inner()))
+            .await
+    }
+
+    async fn get_reservation(
+        &self,
+        req: Request<pb::GetReservationRequest>,
+    ) -> Result<Response<pb::Reservation>, Status> {
+        let r = self
+            .engine
+            .get_reservation(&req.into_inner().reservation_id)
+            .map_err(status)?;
+        Ok(Response::new(convert::reservation(r)))
+    }
+
+    async fn execute_batch(
+        &self,
+        req: Request<pb::ExecuteBatchRequest>,
+    ) -> Result<Response<pb::ExecuteBatchResponse>, Status> {
+        let caller = caller(&req);
+        let ops = req.into_inner().ops;
+        if ops.len() > engine::limits::BATCH_OPS_MAX {
+            return Err(Status::invalid_argument(format!(
+                "ops: {} ops exceed the maximum of {} per batch",
+                ops.len(),
+                engine::limits::BATCH_OPS_MAX
+            )));
+        }
+        let lines: usize = ops
+            .iter()
+            .filter_map(|o| o.op.as_ref())
+            .map(convert::batch_op_lines)
+            .sum();
+        if lines > limits::BATCH_LINES_MAX {
+            return Err(Status::invalid_argument(format!(
+                "ops: {lines} lines in one batch exceed the maximum of {}",
+                limits::BATCH_LINES_MAX
+            )));
+        }
+        // The whole batch is refused (nothing applied) if the role lacks any of its op kinds.
+        for (i, op) in ops.iter().enumerate() {
+            if let Some(op) = &op.op {
+                caller.may_batch(i, convert::batch_op_kind(op))?;
+            }
+        }
+        // Ops the engine runs go in one batch (one durability wait); the others get their
+        // error in place. Order is kept: the engine applies its ops in order, and the others
+        // change nothing.
+        use pb::batch_op::Op as O;
+        let mut results: Vec<Option<pb::BatchResult>> = Vec::with_capacity(ops.len());
+        let mut engine_ops = Vec::with_capacity(ops.len());
+        for (i, op) in ops.into_iter().enumerate() {
+            let engine_op = match op.op {
+                None => {
+                    results.push(Some(convert::batch_error_of(
+                        Code::InvalidArgument,
+                        format!("ops[{i}]: empty op (set one of its fields)"),
+                    )));
+                    continue;
+                }
+                Some(O::CreateOrder(_)) | Some(O::ConfirmPayment(_)) => {
+                    results.push(Some(convert::batch_error_of(
+                        Code::Unimplemented,
+                        format!(
+                            "ops[{i}]: order ops in ExecuteBatch arrive with the orders issue (#5)"
+                        ),
+                    )));
+                    continue;
+                }
+                Some(O::UpsertProduct(r)) => convert::upsert_op(r),
+                Some(O::Receive(r)) => convert::receive_op(r),
+                Some(O::Adjust(r)) => convert::adjust_op(r),
+                Some(O::Reserve(r)) => convert::reserve_op(r),
+                Some(O::Commit(r)) => convert::commit_op(r),
+                Some(O::Release(r)) => convert::release_op(r),
+            };
+            results.push(None);
+            engine_ops.push(engine_op);
+        }
+        let mut outputs = self
+            .engine
+            .execute_batch_async(engine_ops)
+            .await
+            .into_iter();
+        let results = results
+            .into_iter()
+            .map(|slot| {
+                slot.unwrap_or_else(|| match outputs.next() {
+                    Some(Ok(out)) => convert::batch_ok(out),
+                    Some(Err(e)) => pb::BatchResult {
+                        result: Some(pb::batch_result::Result::Error(convert::batch_error(
+                            &status(e),
+                        ))),
+                    },
+                    None => {
+                        convert::batch_error_of(Code::Internal, "engine returned too few results")
+                    }
+                })
+            })
+            .collect();
+        Ok(Response::new(pb::ExecuteBatchResponse { results }))
+    }
+}
+
+#[derive(Clone)]
+pub struct AdminService {
+    engine: Arc<Engine>,
+    started: Instant,
+}
+
+impl AdminService {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self {
+            engine,
+            started: Instant::now(),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::admin_server::Admin for AdminService {
+    async fn status(
+        &self,
+        _req: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let s = self.engine.stats();
+        Ok(Response::new(pb::StatusResponse {
+            last_lsn: s.last_lsn,
+            durable_lsn: s.durable_lsn,
+            // Until the snapshotter (#3), exporter (#6) and notifier (#8) exist: 0 = none.
+            snapshot_lsn: 0,
+            export_lsn: 0,
+            notify_lsn: 0,
+            wal_bytes: s.wal_bytes,
+            skus: s.skus,
+            active_reservations: s.active_reservations,
+            open_orders: 0,
+            uptime_seconds: self.started.elapsed().as_secs(),
+            failed: s.failed,
+            failure: self.engine.failure().unwrap_or_default(),
+        }))
+    }
+
+    async fn snapshot(
+        &self,
+        _req: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<pb::SnapshotResponse>, Status> {
+        Err(Status::unimplemented(
+            "Admin/Snapshot: snapshots arrive with the snapshotter issue (#3)",
+        ))
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+fn todo(rpc: &str, issue: &str) -> Status {
+    Status::unimplemented(format!(
+        "{rpc} is not implemented yet: it arrives with {issue}"
+    ))
+}
+
+const ORDERS: &str = "the orders issue (#5)";
+const ALERTS: &str = "the orders and alerts issue (#5)";
+const NOTIFY: &str = "the notifications issue (#8)";
+const REPORTS: &str = "the exporter and reports issue (#6)";
+
+/// Orders, Alerts and Reports until their issues land: every RPC is UNIMPLEMENTED.
+#[derive(Clone, Default)]
+pub struct Pending;
+
+#[tonic::async_trait]
+impl pb::orders_server::Orders for Pending {
+    async fn upsert_customer(
+        &self,
+        _: Request<pb::UpsertCustomerRequest>,
+    ) -> Result<Response<pb::Customer>, Status> {
+        Err(todo("Orders/UpsertCustomer", ORDERS))
+    }
+    async fn get_customer(
+        &self,
+        _: Request<pb::GetCustomerRequest>,
+    ) -> Result<Response<pb::Customer>, Status> {
+        Err(todo("Orders/GetCustomer", ORDERS))
+    }
+    async fn create_order(
+        &self,
+        _: Request<pb::CreateOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        Err(todo("Orders/CreateOrder", ORDERS))
+    }
+    async fn confirm_payment(
+        &self,
+        _: Request<pb::ConfirmPaymentRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        Err(todo("Orders/ConfirmPayment", ORDERS))
+    }
+    async fn fail_payment(
+        &self,
+        _: Request<pb::FailPaymentRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        Err(todo("Orders/FailPayment", ORDERS))
+    }
+    async fn ship_order(
+        &self,
+        _: Request<pb::ShipOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        Err(todo("Orders/ShipOrder", ORDERS))
+    }
+    async fn deliver_order(
+        &self,
+        _: Request<pb::DeliverOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        Err(todo("Orders/DeliverOrder", ORDERS))
+    }
+    async fn cancel_order(
+        &self,
+        _: Request<pb::CancelOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        Err(todo("Orders/CancelOrder", ORDERS))
+    }
+    async fn get_order(
+        &self,
+        _: Request<pb::GetOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        Err(todo("Orders/GetOrder", ORDERS))
+    }
+    async fn list_orders(
+        &self,
+        _: Request<pb::ListOrdersRequest>,
+    ) -> Result<Response<pb::ListOrdersResponse>, Status> {
+        Err(todo("Orders/ListOrders", ORDERS))
+    }
+    type WatchOrderStream = BoxStream<pb::Order>;
+    async fn watch_order(
+        &self,
+        _: Request<pb::WatchOrderRequest>,
+    ) -> Result<Response<Self::WatchOrderStream>, Status> {
+        Err(todo("Orders/WatchOrder", ORDERS))
+    }
+    async fn request_return(
+        &self,
+        _: Request<pb::RequestReturnRequest>,
+    ) -> Result<Response<pb::Return>, Status> {
+        Err(todo("Orders/RequestReturn", ORDERS))
+    }
+    async fn approve_return(
+        &self,
+        _: Request<pb::ApproveReturnRequest>,
+    ) -> Result<Response<pb::Return>, Status> {
+        Err(todo("Orders/ApproveReturn", ORDERS))
+    }
+    async fn reject_return(
+        &self,
+        _: Request<pb::RejectReturnRequest>,
+    ) -> Result<Response<pb::Return>, Status> {
+        Err(todo("Orders/RejectReturn", ORDERS))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::alerts_server::Alerts for Pending {
+    async fn list_alerts(
+        &self,
+        _: Request<pb::ListAlertsRequest>,
+    ) -> Result<Response<pb::ListAlertsResponse>, Status> {
+        Err(todo("Alerts/ListAlerts", ALERTS))
+    }
+    async fn list_purchase_orders(
+        &self,
+        _: Request<pb::ListPurchaseOrdersRequest>,
+    ) -> Result<Response<pb::ListPurchaseOrdersResponse>, Status> {
+        Err(todo("Alerts/ListPurchaseOrders", ALERTS))
+    }
+    type WatchEventsStream = BoxStream<pb::Event>;
+    async fn watch_events(
+        &self,
+        _: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        Err(todo("Alerts/WatchEvents", ALERTS))
+    }
+    async fn list_notifications(
+        &self,
+        _: Request<pb::ListNotificationsRequest>,
+    ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
+        Err(todo("Alerts/ListNotifications", NOTIFY))
+    }
+    async fn update_purchase_order(
+        &self,
+        _: Request<pb::UpdatePurchaseOrderRequest>,
+    ) -> Result<Response<pb::PurchaseOrder>, Status> {
+        Err(todo("Alerts/UpdatePurchaseOrder", ALERTS))
+    }
+    async fn retry_notification(
+        &self,
+        _: Request<pb::RetryNotificationRequest>,
+    ) -> Result<Response<pb::Notification>, Status> {
+        Err(todo("Alerts/RetryNotification", NOTIFY))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::reports_server::Reports for Pending {
+    async fn list_reports(
+        &self,
+        _: Request<pb::ListReportsRequest>,
+    ) -> Result<Response<pb::ListReportsResponse>, Status> {
+        Err(todo("Reports/ListReports", REPORTS))
+    }
+    async fn run_report(
+        &self,
+        _: Request<pb::RunReportRequest>,
+    ) -> Result<Response<pb::ReportResult>, Status> {
+        Err(todo("Reports/RunReport", REPORTS))
+    }
+    async fn query(
+        &self,
+        _: Request<pb::QueryRequest>,
+    ) -> Result<Response<pb::ReportResult>, Status> {
+        Err(todo("Reports/Query", REPORTS))
+    }
+}
