@@ -1,0 +1,367 @@
+//! Unary and batched throughput of the real server over loopback, next to a tonic echo
+//! service measured in the same run (the ceiling for any unary RPC on this machine).
+//!
+//! ```sh
+//! cargo run --release -p server --example grpc_bench -- --seconds 5 --connections 8 --in-flight 16
+//! ```
+//!
+//! The server runs in this process on its own 2-thread runtime with the default (fsync,
+//! durable) configuration and a temp data dir; the clients run on another runtime. Prints a
+//! table, and JSON with `--json FILE`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use proto::inventory::v1 as pb;
+use tonic::transport::{Channel, Endpoint, Server};
+
+#[derive(Parser, Debug, Clone)]
+struct Args {
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Client connections.
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
+    /// Calls in flight per connection.
+    #[arg(long, default_value_t = 16)]
+    in_flight: usize,
+    /// Ops per ExecuteBatch call (half reserves, half releases of those reserves).
+    #[arg(long, default_value_t = 2048)]
+    batch_ops: usize,
+    /// ExecuteBatch calls in flight per connection.
+    #[arg(long, default_value_t = 2)]
+    batch_in_flight: usize,
+    /// SKUs in the catalogue.
+    #[arg(long, default_value_t = 1000)]
+    skus: usize,
+    /// Server worker threads.
+    #[arg(long, default_value_t = 2)]
+    server_threads: usize,
+    /// WAL sync mode of the server: fsync (durable, the default) or none.
+    #[arg(long, default_value = "fsync")]
+    sync: String,
+    /// Write the summary as JSON here.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Default)]
+struct Run {
+    calls: u64,
+    units: u64,
+    errors: u64,
+    latencies_micros: Vec<u32>,
+    seconds: f64,
+}
+
+impl Run {
+    fn merge(&mut self, other: Run) {
+        self.calls += other.calls;
+        self.units += other.units;
+        self.errors += other.errors;
+        self.latencies_micros.extend(other.latencies_micros);
+    }
+    fn percentile(&mut self, p: f64) -> f64 {
+        if self.latencies_micros.is_empty() {
+            return 0.0;
+        }
+        self.latencies_micros.sort_unstable();
+        let i = ((self.latencies_micros.len() as f64 - 1.0) * p).round() as usize;
+        f64::from(self.latencies_micros[i]) / 1000.0
+    }
+    fn rate(&self) -> f64 {
+        self.units as f64 / self.seconds
+    }
+}
+
+/// Runs `connections × in_flight` loops of `call` for `seconds`; `call` returns the units done.
+async fn drive<F, Fut>(channels: &[Channel], args: &Args, call: F) -> Run
+where
+    F: Fn(Channel, usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<u64, tonic::Status>> + Send,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (c, channel) in channels.iter().enumerate() {
+        for f in 0..args.in_flight {
+            let (channel, stop, call) = (channel.clone(), stop.clone(), call.clone());
+            let worker = c * args.in_flight + f;
+            tasks.push(tokio::spawn(async move {
+                let mut run = Run::default();
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    match call(channel.clone(), worker, i).await {
+                        Ok(units) => {
+                            run.calls += 1;
+                            run.units += units;
+                            run.latencies_micros
+                                .push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+                        }
+                        Err(_) => run.errors += 1,
+                    }
+                    i += 1;
+                }
+                run
+            }));
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut total = Run::default();
+    for t in tasks {
+        total.merge(t.await.unwrap());
+    }
+    total.seconds = start.elapsed().as_secs_f64();
+    total
+}
+
+async fn channels(addr: SocketAddr, n: usize) -> Vec<Channel> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(
+            Endpoint::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .tcp_nodelay(true)
+                .connect()
+                .await
+                .unwrap(),
+        );
+    }
+    out
+}
+
+fn server_runtime(threads: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn main() {
+    let args = Args::parse();
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // 1. The ceiling: a tonic echo (health Check) with no auth, no engine.
+    let echo_rt = server_runtime(args.server_threads);
+    let echo_listener = echo_rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let echo_addr = echo_listener.local_addr().unwrap();
+    echo_rt.spawn(async move {
+        let (_reporter, health) = tonic_health::server::health_reporter();
+        Server::builder()
+            .add_service(health)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(
+                echo_listener,
+            ))
+            .await
+            .unwrap();
+    });
+    let mut echo = client_rt.block_on(async {
+        let chans = channels(echo_addr, args.connections).await;
+        drive(&chans, &args, |ch, _, _| async move {
+            tonic_health::pb::health_client::HealthClient::new(ch)
+                .check(tonic_health::pb::HealthCheckRequest::default())
+                .await
+                .map(|_| 1)
+        })
+        .await
+    });
+    drop(echo_rt);
+
+    // 2. The server, durable (fsync), in-process on its own runtime.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = server::Config {
+        data_dir: dir.path().join("data"),
+        ..server::Config::default()
+    };
+    config.engine.sync = args.sync.clone();
+    let server_rt = server_runtime(args.server_threads);
+    let (engine, _) = server::open_engine(&config).unwrap();
+    let listener = server_rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let metrics_listener = server_rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let served = server_rt.spawn({
+        let config = config.clone();
+        async move {
+            server::run(&config, engine, listener, metrics_listener, async {
+                let _ = stop_rx.await;
+            })
+            .await
+        }
+    });
+    let skus = args.skus;
+    let (mut reads, mut unary, mut batch) = client_rt.block_on(async {
+        let chans = channels(addr, args.connections).await;
+        let mut inv = pb::inventory_client::InventoryClient::new(chans[0].clone());
+        let mut ops = Vec::new();
+        for s in 0..skus {
+            use pb::batch_op::Op as O;
+            ops.push(pb::BatchOp {
+                op: Some(O::UpsertProduct(pb::UpsertProductRequest {
+                    sku: format!("SKU-{s}"),
+                    name: "bench".into(),
+                    unit_price_cents: 100,
+                    reorder_level: 0,
+                    reorder_quantity: 0,
+                })),
+            });
+            ops.push(pb::BatchOp {
+                op: Some(O::Receive(pb::ReceiveStockRequest {
+                    receipt_id: format!("init-{s}"),
+                    sku: format!("SKU-{s}"),
+                    quantity: 1_000_000,
+                })),
+            });
+        }
+        for chunk in ops.chunks(4096) {
+            inv.execute_batch(pb::ExecuteBatchRequest {
+                ops: chunk.to_vec(),
+            })
+            .await
+            .unwrap();
+        }
+        // Unary reads through the whole stack (auth, metrics, engine) without the WAL.
+        let reads = drive(&chans, &args, move |ch, worker, i| async move {
+            let sku = format!("SKU-{}", (worker * 7919 + i as usize) % skus);
+            pb::inventory_client::InventoryClient::new(ch)
+                .get_stock(pb::GetStockRequest { sku })
+                .await
+                .map(|_| 1)
+        })
+        .await;
+        // Unary: Reserve then Release of the same hold (2 RPCs per unit).
+        let unary = drive(&chans, &args, move |ch, worker, i| async move {
+            let mut inv = pb::inventory_client::InventoryClient::new(ch);
+            let id = format!("u-{worker}-{i}");
+            let sku = format!("SKU-{}", (worker * 7919 + i as usize) % skus);
+            inv.reserve(pb::ReserveRequest {
+                reservation_id: id.clone(),
+                lines: vec![pb::Line { sku, quantity: 1 }],
+                ttl_seconds: 0,
+            })
+            .await?;
+            inv.release(pb::ReleaseRequest { reservation_id: id })
+                .await?;
+            Ok(2)
+        })
+        .await;
+        // Batched: half reserves, then the releases of those holds, in one call.
+        let per = args.batch_ops / 2;
+        let batch_args = Args {
+            in_flight: args.batch_in_flight,
+            ..args.clone()
+        };
+        let batch = drive(&chans, &batch_args, move |ch, worker, i| async move {
+            use pb::batch_op::Op as O;
+            let mut inv =
+                pb::inventory_client::InventoryClient::new(ch).max_decoding_message_size(64 << 20);
+            let mut ops = Vec::with_capacity(per * 2);
+            for k in 0..per {
+                ops.push(pb::BatchOp {
+                    op: Some(O::Reserve(pb::ReserveRequest {
+                        reservation_id: format!("b-{worker}-{i}-{k}"),
+                        lines: vec![pb::Line {
+                            sku: format!("SKU-{}", (worker * 7919 + k) % skus),
+                            quantity: 1,
+                        }],
+                        ttl_seconds: 0,
+                    })),
+                });
+            }
+            for k in 0..per {
+                ops.push(pb::BatchOp {
+                    op: Some(O::Release(pb::ReleaseRequest {
+                        reservation_id: format!("b-{worker}-{i}-{k}"),
+                    })),
+                });
+            }
+            let results = inv
+                .execute_batch(pb::ExecuteBatchRequest { ops })
+                .await?
+                .into_inner()
+                .results;
+            let failed = results
+                .iter()
+                .filter(|r| matches!(r.result, Some(pb::batch_result::Result::Error(_))))
+                .count();
+            if failed > 0 {
+                return Err(tonic::Status::internal(format!("{failed} ops failed")));
+            }
+            Ok(results.len() as u64)
+        })
+        .await;
+        (reads, unary, batch)
+    });
+    let _ = stop_tx.send(());
+    server_rt.block_on(served).unwrap().unwrap();
+
+    let echo_p99 = echo.percentile(0.99);
+    let unary_p50 = unary.percentile(0.5);
+    let unary_p99 = unary.percentile(0.99);
+    let batch_p99 = batch.percentile(0.99);
+    let unary_rps = unary.calls as f64 * 2.0 / unary.seconds;
+    println!(
+        "connections {} × in flight {}, {} s each, server threads {}",
+        args.connections, args.in_flight, args.seconds, args.server_threads
+    );
+    println!(
+        "echo (tonic health Check)       {:>10.0} req/s   p99 {:>7.2} ms   errors {}",
+        echo.rate(),
+        echo_p99,
+        echo.errors
+    );
+    let reads_p99 = reads.percentile(0.99);
+    println!(
+        "unary GetStock                  {:>10.0} req/s   p99 {:>7.2} ms   errors {}   = {:.0} % of echo",
+        reads.rate(),
+        reads_p99,
+        reads.errors,
+        100.0 * reads.rate() / echo.rate()
+    );
+    println!(
+        "unary Reserve+Release ({})  {:>10.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms (per pair)   errors {}   = {:.0} % of echo",
+        args.sync,
+        unary_rps,
+        unary_p50,
+        unary_p99,
+        unary.errors,
+        100.0 * unary_rps / echo.rate()
+    );
+    println!(
+        "ExecuteBatch ({} ops, {})  {:>10.0} ops/s   p99 {:>7.2} ms per call   errors {}",
+        args.batch_ops,
+        args.sync,
+        batch.rate(),
+        batch_p99,
+        batch.errors
+    );
+    if let Some(path) = &args.json {
+        let doc = serde_json::json!({
+            "connections": args.connections, "in_flight": args.in_flight, "seconds": args.seconds,
+            "echo_rps": echo.rate(), "echo_p99_ms": echo_p99, "sync": args.sync,
+            "get_stock_rps": reads.rate(), "get_stock_p99_ms": reads_p99,
+            "unary_rps": unary_rps, "unary_pair_p50_ms": unary_p50, "unary_pair_p99_ms": unary_p99,
+            "unary_percent_of_echo": 100.0 * unary_rps / echo.rate(),
+            "batch_ops": args.batch_ops, "batch_ops_per_s": batch.rate(), "batch_p99_ms": batch_p99,
+            "errors": echo.errors + reads.errors + unary.errors + batch.errors,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    }
+}
