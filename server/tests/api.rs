@@ -589,6 +589,8 @@ async fn invctl_smoke() {
         8
     );
     assert_eq!(invctl(&["--addr", a, "reserve"]).0, 2);
+    assert_eq!(invctl(&["--addr", a, "stock"]).0, 2);
+    assert_eq!(invctl(&["--addr", a, "reserve", "h", "NOCOLON"]).0, 2);
     assert_eq!(invctl(&["--addr", "http://127.0.0.1:1", "status"]).0, 7);
     let (code, out, _) = invctl(&["--addr", a, "--json", "status"]);
     assert_eq!(code, 0);

@@ -329,6 +329,13 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         Cmd::Batch { file } => Some(read_batch(file.as_ref())?),
         _ => None,
     };
+    if let Cmd::Stock(StockArgs {
+        list: None,
+        sku: None,
+    }) = &cli.command
+    {
+        return Err(usage("stock: give a SKU, or `stock list`"));
+    }
     let client = connect(&cli).await?;
     let mut inv = client.inventory();
     let out: Value = match cli.command {
