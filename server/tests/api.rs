@@ -23,7 +23,11 @@ async fn observable(
 ) -> (Vec<pb::StockLevel>, u64, Vec<String>) {
     let mut rs = Vec::new();
     for id in holds {
-        rs.push(format!("{:?}", inv.reservation(id).await));
+        // Code and message only: a status's metadata carries a `date` header.
+        rs.push(match inv.reservation(id).await {
+            Ok(r) => format!("{r:?}"),
+            Err(e) => format!("{:?}: {}", e.code(), e.message()),
+        });
     }
     (inv.all_stock().await, status(server).await.last_lsn, rs)
 }
