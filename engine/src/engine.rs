@@ -393,7 +393,7 @@ impl Engine {
                 shard
                     .expiry
                     .iter()
-                    .take_while(|(at, _)| *at <= now)
+                    .take_while(|((at, _), _)| *at <= now)
                     .take(limits::EXPIRY_SWEEP_BATCH_MAX)
                     .map(|(_, id)| id.clone()),
             );
@@ -615,10 +615,10 @@ impl Engine {
         let mut dump = StateDump::default();
         for shard in self.shards.iter() {
             let shard = shard.lock();
-            for (sku, e) in &shard.skus {
+            for (sku, e) in shard.skus.iter() {
                 let p = &e.product;
                 dump.products.insert(
-                    sku.clone(),
+                    sku.to_string(),
                     (
                         p.name.clone(),
                         p.unit_price_cents,
@@ -629,11 +629,13 @@ impl Engine {
                     ),
                 );
             }
-            for (id, r) in &shard.reservations {
-                dump.reservations.insert(id.clone(), r.view(id));
+            for (id, r) in shard.reservations.iter() {
+                dump.reservations.insert(id.to_string(), r.view(id));
             }
-            dump.receipts.extend(shard.receipts.keys().cloned());
-            dump.adjustments.extend(shard.adjustments.keys().cloned());
+            dump.receipts
+                .extend(shard.receipts.iter().map(|(k, _)| k.to_string()));
+            dump.adjustments
+                .extend(shard.adjustments.iter().map(|(k, _)| k.to_string()));
         }
         dump
     }
@@ -655,14 +657,14 @@ impl Engine {
             }
         }
         for shard in &guards {
-            for (sku, e) in &shard.skus {
+            for (sku, e) in shard.skus.iter() {
                 if e.reserved > e.on_hand {
                     return Err(format!(
                         "{sku}: reserved {} > on_hand {}",
                         e.reserved, e.on_hand
                     ));
                 }
-                let expected = held.get(sku.as_str()).copied().unwrap_or(0);
+                let expected = held.get(sku).copied().unwrap_or(0);
                 if e.reserved != expected {
                     return Err(format!(
                         "{sku}: reserved {} but active holds sum to {expected}",

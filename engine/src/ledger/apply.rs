@@ -1,8 +1,13 @@
 //! Applying events to shard state — the one code path shared by live ops and WAL replay, so
-//! replay reproduces the live state exactly (rule 3). Every precondition is checked *before*
-//! anything is mutated, and the invariants are asserted after.
+//! replay reproduces the live state exactly (rule 3).
+//!
+//! Each event is applied entity by entity (a SKU, a reservation, a receipt, an adjustment), and
+//! an entity is changed only if its own `lsn` is below the record's: in live operation that is
+//! always so; after loading a fuzzy snapshot, an entity that was copied after this record had
+//! been applied already reflects it and is skipped. Every entity's precondition is checked
+//! against that entity's own state right before it changes, and invariants are asserted after.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -52,25 +57,16 @@ impl Locked<'_> {
     }
     pub fn set_last_lsn(&mut self, lsn: u64) {
         for (_, guard) in &mut self.guards {
-            debug_assert!(guard.last_lsn < lsn);
-            guard.last_lsn = lsn;
+            guard.last_lsn = guard.last_lsn.max(lsn);
         }
     }
-    /// The earliest hold deadline in any locked shard.
+    /// The earliest hold deadline that concerns any locked shard.
     pub fn next_expiry_ms(&self) -> Option<u64> {
         self.guards
             .iter()
             .filter_map(|(_, g)| g.next_expiry_ms())
             .min()
     }
-}
-
-fn sku_entry<'s>(ctx: &Ctx, locked: &'s mut Locked, sku: &str) -> Result<&'s mut SkuEntry, String> {
-    locked
-        .shard(ctx.router.of(sku))
-        .skus
-        .get_mut(sku)
-        .ok_or_else(|| format!("unknown SKU {sku}"))
 }
 
 /// Applies one event at `lsn`, recorded at `at_ms`.
@@ -96,20 +92,27 @@ pub fn apply(
                 reorder_quantity: *reorder_quantity,
             };
             let shard = locked.shard(ctx.router.of(sku));
-            let entry = shard.skus.entry(sku.clone()).or_insert_with(|| {
-                let cell = Arc::new(SkuCell::new());
-                ctx.index.insert(sku.clone(), cell.clone());
-                SkuEntry {
-                    product: product.clone(),
-                    on_hand: 0,
-                    reserved: 0,
-                    cell,
-                    lsn,
+            match shard.skus.get_mut(sku) {
+                Some(entry) if entry.lsn >= lsn => {}
+                Some(entry) => {
+                    entry.product = product;
+                    entry.lsn = lsn;
+                    entry.publish();
                 }
-            });
-            entry.product = product;
-            entry.lsn = lsn;
-            entry.publish();
+                None => {
+                    let cell = Arc::new(SkuCell::new());
+                    ctx.index.insert(sku.clone(), cell.clone());
+                    let entry = SkuEntry {
+                        product,
+                        on_hand: 0,
+                        reserved: 0,
+                        cell,
+                        lsn,
+                    };
+                    entry.publish();
+                    shard.skus.insert(sku.clone(), entry);
+                }
+            }
         }
         Event::StockReceived {
             receipt_id,
@@ -119,33 +122,31 @@ pub fn apply(
             on_hand_after,
             reserved,
         } => {
-            let entry = sku_entry(ctx, locked, sku)?;
-            if entry.on_hand != *on_hand_before || entry.reserved != *reserved {
-                return Err(format!(
-                    "receipt {receipt_id}: {sku} has on_hand {} reserved {}, record says {on_hand_before}/{reserved}",
-                    entry.on_hand, entry.reserved
-                ));
-            }
-            if *on_hand_after != on_hand_before + u64::from(*quantity)
-                || *on_hand_after > limits::ON_HAND_MAX
-            {
+            if *on_hand_after != on_hand_before + u64::from(*quantity) {
                 return Err(format!(
                     "receipt {receipt_id}: bad on_hand_after {on_hand_after}"
                 ));
             }
-            entry.on_hand = *on_hand_after;
-            entry.lsn = lsn;
-            entry.assert_invariants(sku);
-            entry.publish();
-            let shard = locked.shard(ctx.router.of(receipt_id));
-            let op = StockOpEntry {
-                sku: sku.clone(),
-                quantity: u64::from(*quantity),
-                reason: String::new(),
+            set_on_hand(
+                ctx,
+                locked,
+                lsn,
+                sku,
+                *on_hand_before,
+                *on_hand_after,
+                *reserved,
+            )?;
+            record_stock_op(
+                ctx,
+                locked,
+                lsn,
                 at_ms,
-            };
-            shard.receipts.insert(receipt_id.clone(), op);
-            shard.note_ended(at_ms, IdKind::Receipt, receipt_id, ctx.retention);
+                IdKind::Receipt,
+                receipt_id,
+                sku,
+                u64::from(*quantity),
+                "",
+            );
         }
         Event::StockAdjusted {
             adjustment_id,
@@ -155,31 +156,26 @@ pub fn apply(
             reserved,
             reason,
         } => {
-            let entry = sku_entry(ctx, locked, sku)?;
-            if entry.on_hand != *on_hand_before || entry.reserved != *reserved {
-                return Err(format!(
-                    "adjustment {adjustment_id}: {sku} has on_hand {} reserved {}, record says {on_hand_before}/{reserved}",
-                    entry.on_hand, entry.reserved
-                ));
-            }
-            if *on_hand_after < entry.reserved || *on_hand_after > limits::ON_HAND_MAX {
-                return Err(format!(
-                    "adjustment {adjustment_id}: on_hand {on_hand_after} below reserved"
-                ));
-            }
-            entry.on_hand = *on_hand_after;
-            entry.lsn = lsn;
-            entry.assert_invariants(sku);
-            entry.publish();
-            let shard = locked.shard(ctx.router.of(adjustment_id));
-            let op = StockOpEntry {
-                sku: sku.clone(),
-                quantity: *on_hand_after,
-                reason: reason.clone(),
+            set_on_hand(
+                ctx,
+                locked,
+                lsn,
+                sku,
+                *on_hand_before,
+                *on_hand_after,
+                *reserved,
+            )?;
+            record_stock_op(
+                ctx,
+                locked,
+                lsn,
                 at_ms,
-            };
-            shard.adjustments.insert(adjustment_id.clone(), op);
-            shard.note_ended(at_ms, IdKind::Adjustment, adjustment_id, ctx.retention);
+                IdKind::Adjustment,
+                adjustment_id,
+                sku,
+                *on_hand_after,
+                reason,
+            );
         }
         Event::InventoryReserved {
             reservation_id,
@@ -188,19 +184,11 @@ pub fn apply(
             created_at_ms,
             expires_at_ms,
         } => {
-            let home = ctx.router.of(reservation_id);
-            if let Some(existing) = locked.shard(home).reservations.get(reservation_id)
-                && existing.state == ReservationState::Active
-            {
-                return Err(format!("reservation {reservation_id} is already active"));
-            }
-            if lines.is_empty() || expires_at_ms <= created_at_ms {
-                return Err(format!(
-                    "reservation {reservation_id}: empty or already expired"
-                ));
-            }
             for line in lines {
                 let entry = sku_entry(ctx, locked, &line.sku)?;
+                if entry.lsn >= lsn {
+                    continue;
+                }
                 if entry.available() < u64::from(line.quantity) {
                     return Err(format!(
                         "reservation {reservation_id}: {} has {} available, needs {}",
@@ -209,33 +197,40 @@ pub fn apply(
                         line.quantity
                     ));
                 }
-            }
-            for line in lines {
-                let entry = sku_entry(ctx, locked, &line.sku)?;
                 entry.reserved += u64::from(line.quantity);
                 entry.lsn = lsn;
                 entry.assert_invariants(&line.sku);
                 entry.publish();
             }
-            for shard in hold_shards(ctx, reservation_id, lines) {
-                locked
-                    .shard(shard)
-                    .expiry
-                    .insert((*expires_at_ms, reservation_id.clone()));
+            let home = ctx.router.of(reservation_id);
+            match locked.shard(home).reservations.get(reservation_id) {
+                Some(existing) if existing.lsn >= lsn => return Ok(()),
+                Some(existing) if existing.state == ReservationState::Active => {
+                    return Err(format!("reservation {reservation_id} is already active"));
+                }
+                _ => {}
             }
-            locked.shard(home).reservations.insert(
-                reservation_id.clone(),
-                ReservationEntry {
-                    lines: lines.clone(),
-                    state: ReservationState::Active,
-                    committed: Vec::new(),
-                    created_at_ms: *created_at_ms,
-                    expires_at_ms: *expires_at_ms,
-                    ttl_seconds: *ttl_seconds,
-                    ended_at_ms: None,
-                    lsn,
-                },
-            );
+            if lines.is_empty() || expires_at_ms <= created_at_ms {
+                return Err(format!(
+                    "reservation {reservation_id}: no lines or already expired"
+                ));
+            }
+            let entry = ReservationEntry {
+                lines: lines.clone(),
+                state: ReservationState::Active,
+                committed: Vec::new(),
+                created_at_ms: *created_at_ms,
+                expires_at_ms: *expires_at_ms,
+                ttl_seconds: *ttl_seconds,
+                ended_at_ms: None,
+                created_lsn: lsn,
+                lsn,
+            };
+            index_hold(ctx, locked, reservation_id, &entry, true);
+            locked
+                .shard(home)
+                .reservations
+                .insert(reservation_id.clone(), entry);
             ctx.live_holds.fetch_add(1, Ordering::Relaxed);
         }
         Event::ReservationCommitted {
@@ -243,14 +238,7 @@ pub fn apply(
             committed,
             released,
         } => {
-            let held = active_hold(ctx, locked, reservation_id, at_ms, false)?;
-            let mut sum: Vec<Line> = committed.iter().chain(released).cloned().collect();
-            sum.sort();
-            if !same_quantities(&sum, &held.lines) {
-                return Err(format!(
-                    "commit of {reservation_id}: committed + released != held"
-                ));
-            }
+            let held = merge(committed.iter().chain(released));
             end_hold(
                 ctx,
                 locked,
@@ -258,103 +246,155 @@ pub fn apply(
                 at_ms,
                 reservation_id,
                 &held,
-                ReservationState::Committed,
                 committed,
+                ReservationState::Committed,
             )?;
         }
         Event::ReservationReleased {
             reservation_id,
             lines,
         } => {
-            let held = active_hold(ctx, locked, reservation_id, at_ms, false)?;
-            if &held.lines != lines {
-                return Err(format!(
-                    "release of {reservation_id}: lines differ from what is held"
-                ));
-            }
             end_hold(
                 ctx,
                 locked,
                 lsn,
                 at_ms,
                 reservation_id,
-                &held,
-                ReservationState::Released,
+                lines,
                 &[],
+                ReservationState::Released,
             )?;
         }
         Event::ReservationExpired {
             reservation_id,
             lines,
         } => {
-            let held = active_hold(ctx, locked, reservation_id, at_ms, true)?;
-            if &held.lines != lines {
-                return Err(format!(
-                    "expiry of {reservation_id}: lines differ from what is held"
-                ));
-            }
             end_hold(
                 ctx,
                 locked,
                 lsn,
                 at_ms,
                 reservation_id,
-                &held,
-                ReservationState::Expired,
+                lines,
                 &[],
+                ReservationState::Expired,
             )?;
         }
     }
     Ok(())
 }
 
-/// The shards whose expiry index lists a hold: its home and every SKU's shard.
-pub fn hold_shards(ctx: &Ctx, reservation_id: &str, lines: &[Line]) -> BTreeSet<usize> {
-    std::iter::once(ctx.router.of(reservation_id))
-        .chain(lines.iter().map(|l| ctx.router.of(&l.sku)))
+fn sku_entry<'s>(ctx: &Ctx, locked: &'s mut Locked, sku: &str) -> Result<&'s mut SkuEntry, String> {
+    locked
+        .shard(ctx.router.of(sku))
+        .skus
+        .get_mut(sku)
+        .ok_or_else(|| format!("unknown SKU {sku}"))
+}
+
+fn set_on_hand(
+    ctx: &Ctx,
+    locked: &mut Locked,
+    lsn: u64,
+    sku: &str,
+    before: u64,
+    after: u64,
+    reserved: u64,
+) -> Result<(), String> {
+    let entry = sku_entry(ctx, locked, sku)?;
+    if entry.lsn >= lsn {
+        return Ok(());
+    }
+    if entry.on_hand != before || entry.reserved != reserved {
+        return Err(format!(
+            "{sku} has on_hand {} reserved {}, the record says {before}/{reserved}",
+            entry.on_hand, entry.reserved
+        ));
+    }
+    if after < entry.reserved || after > limits::ON_HAND_MAX {
+        return Err(format!("{sku}: on_hand {after} out of range"));
+    }
+    entry.on_hand = after;
+    entry.lsn = lsn;
+    entry.assert_invariants(sku);
+    entry.publish();
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_stock_op(
+    ctx: &Ctx,
+    locked: &mut Locked,
+    lsn: u64,
+    at_ms: u64,
+    kind: IdKind,
+    id: &str,
+    sku: &str,
+    quantity: u64,
+    reason: &str,
+) {
+    let shard = locked.shard(ctx.router.of(id));
+    let table = match kind {
+        IdKind::Receipt => &mut shard.receipts,
+        IdKind::Adjustment => &mut shard.adjustments,
+        IdKind::Reservation => unreachable!("not a stock op"),
+    };
+    if table.get(id).is_some_and(|e| e.lsn >= lsn) {
+        return;
+    }
+    let entry = StockOpEntry {
+        sku: sku.to_string(),
+        quantity,
+        reason: reason.to_string(),
+        at_ms,
+        lsn,
+    };
+    table.insert(id.to_string(), entry);
+    shard.note_ended(at_ms, kind, id, ctx.retention);
+}
+
+/// Lines summed per SKU, sorted, without zero quantities.
+fn merge<'a>(lines: impl Iterator<Item = &'a Line>) -> Vec<Line> {
+    let mut merged: BTreeMap<&str, u32> = BTreeMap::new();
+    for line in lines {
+        *merged.entry(&line.sku).or_default() += line.quantity;
+    }
+    merged
+        .into_iter()
+        .filter(|(_, q)| *q > 0)
+        .map(|(sku, q)| Line::new(sku, q))
         .collect()
 }
 
-/// Lines with the same SKUs and quantities, ignoring zero-quantity lines.
-fn same_quantities(a: &[Line], b: &[Line]) -> bool {
-    let mut merged: std::collections::BTreeMap<&str, u64> = Default::default();
-    for line in a {
-        *merged.entry(&line.sku).or_default() += u64::from(line.quantity);
+/// Adds (or removes) an active hold to the expiry indexes: its home shard's by deadline, and a
+/// deadline count in every other shard holding one of its SKUs.
+pub fn index_hold(ctx: &Ctx, locked: &mut Locked, id: &str, entry: &ReservationEntry, add: bool) {
+    let home = ctx.router.of(id);
+    let key = (entry.expires_at_ms, entry.created_lsn);
+    if add {
+        locked.shard(home).expiry.insert(key, id.to_string());
+    } else {
+        locked.shard(home).expiry.remove(&key);
     }
-    let mut expected: std::collections::BTreeMap<&str, u64> = Default::default();
-    for line in b {
-        *expected.entry(&line.sku).or_default() += u64::from(line.quantity);
+    let mut foreign: Vec<usize> = entry
+        .lines
+        .iter()
+        .map(|l| ctx.router.of(&l.sku))
+        .filter(|&s| s != home)
+        .collect();
+    foreign.sort_unstable();
+    foreign.dedup();
+    for shard in foreign {
+        let shard = locked.shard(shard);
+        if add {
+            shard.add_foreign_deadline(entry.expires_at_ms);
+        } else {
+            shard.remove_foreign_deadline(entry.expires_at_ms);
+        }
     }
-    merged.retain(|_, q| *q > 0);
-    expected.retain(|_, q| *q > 0);
-    merged == expected
 }
 
-/// The active hold `id`; with `due`, it must be at or past its deadline, else before it.
-fn active_hold(
-    ctx: &Ctx,
-    locked: &mut Locked,
-    id: &str,
-    at_ms: u64,
-    due: bool,
-) -> Result<ReservationEntry, String> {
-    let entry = locked
-        .shard(ctx.router.of(id))
-        .reservations
-        .get(id)
-        .ok_or_else(|| format!("unknown reservation {id}"))?;
-    if entry.state != ReservationState::Active {
-        return Err(format!("reservation {id} is {}", entry.state.name()));
-    }
-    if due != (at_ms >= entry.expires_at_ms) {
-        return Err(format!(
-            "reservation {id}: at {at_ms} vs deadline {} (due expected: {due})",
-            entry.expires_at_ms
-        ));
-    }
-    Ok(entry.clone())
-}
-
+/// Ends an active hold: `held` (per SKU) leaves `reserved`, `committed` also leaves `on_hand`.
 #[allow(clippy::too_many_arguments)]
 fn end_hold(
     ctx: &Ctx,
@@ -362,33 +402,25 @@ fn end_hold(
     lsn: u64,
     at_ms: u64,
     id: &str,
-    held: &ReservationEntry,
-    state: ReservationState,
+    held: &[Line],
     committed: &[Line],
+    state: ReservationState,
 ) -> Result<(), String> {
-    for line in committed {
-        let held_qty = held
-            .lines
-            .iter()
-            .find(|l| l.sku == line.sku)
-            .map(|l| l.quantity)
-            .unwrap_or(0);
-        if line.quantity > held_qty {
-            return Err(format!("commit of {id}: {} more than held", line.sku));
-        }
-    }
-    for line in &held.lines {
+    for line in held {
         let deducted = committed
             .iter()
             .find(|c| c.sku == line.sku)
             .map(|c| u64::from(c.quantity))
             .unwrap_or(0);
         let entry = sku_entry(ctx, locked, &line.sku)?;
+        if entry.lsn >= lsn {
+            continue;
+        }
         let quantity = u64::from(line.quantity);
-        if entry.reserved < quantity || entry.on_hand < deducted {
+        if entry.reserved < quantity || entry.on_hand < deducted || deducted > quantity {
             return Err(format!(
-                "hold {id}: {} reserved {} < {quantity}",
-                line.sku, entry.reserved
+                "hold {id}: {} has reserved {} on_hand {}, cannot release {quantity} and deduct {deducted}",
+                line.sku, entry.reserved, entry.on_hand
             ));
         }
         entry.reserved -= quantity;
@@ -397,19 +429,40 @@ fn end_hold(
         entry.assert_invariants(&line.sku);
         entry.publish();
     }
-    for shard in hold_shards(ctx, id, &held.lines) {
-        locked
-            .shard(shard)
-            .expiry
-            .remove(&(held.expires_at_ms, id.to_string()));
+    let home = ctx.router.of(id);
+    let entry = locked
+        .shard(home)
+        .reservations
+        .get(id)
+        .ok_or_else(|| format!("unknown reservation {id}"))?
+        .clone();
+    if entry.lsn >= lsn {
+        return Ok(());
     }
-    let home = locked.shard(ctx.router.of(id));
-    let entry = home.reservations.get_mut(id).expect("checked above");
-    entry.state = state;
-    entry.committed = committed.to_vec();
-    entry.ended_at_ms = Some(at_ms);
-    entry.lsn = lsn;
-    home.note_ended(at_ms, IdKind::Reservation, id, ctx.retention);
+    if entry.state != ReservationState::Active {
+        return Err(format!("reservation {id} is {}", entry.state.name()));
+    }
+    let due = at_ms >= entry.expires_at_ms;
+    if due != (state == ReservationState::Expired) {
+        return Err(format!(
+            "reservation {id}: {} at {at_ms} with deadline {}",
+            state.name(),
+            entry.expires_at_ms
+        ));
+    }
+    if merge(entry.lines.iter()) != merge(held.iter()) {
+        return Err(format!(
+            "reservation {id}: the record's lines differ from what is held"
+        ));
+    }
+    index_hold(ctx, locked, id, &entry, false);
+    let shard = locked.shard(home);
+    let stored = shard.reservations.get_mut(id).expect("present above");
+    stored.state = state;
+    stored.committed = committed.to_vec();
+    stored.ended_at_ms = Some(at_ms);
+    stored.lsn = lsn;
+    shard.note_ended(at_ms, IdKind::Reservation, id, ctx.retention);
     ctx.live_holds.fetch_sub(1, Ordering::Relaxed);
     Ok(())
 }

@@ -4,4 +4,5 @@
 pub mod apply;
 pub mod decide;
 pub mod shard;
+pub mod table;
 pub mod validate;

@@ -2,10 +2,11 @@
 //! hash to it ([`Router`]); it is mutated only under its mutex, which is held for the in-memory
 //! apply and the LSN draw — never across I/O.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use super::table::Table;
 use crate::model::{Line, Reservation, ReservationState, StockLevel, StockStatus};
 
 /// Maps a key (SKU or client id) to its shard: FNV-1a, stable across runs and platforms.
@@ -135,6 +136,9 @@ pub struct ReservationEntry {
     pub ttl_seconds: u32,
     /// When it stopped being active; idempotency retention counts from here.
     pub ended_at_ms: Option<u64>,
+    /// LSN of the record that created it (with `expires_at_ms`, its key in the expiry index).
+    pub created_lsn: u64,
+    /// LSN of the last change.
     pub lsn: u64,
 }
 
@@ -160,6 +164,7 @@ pub struct StockOpEntry {
     pub quantity: u64,
     pub reason: String,
     pub at_ms: u64,
+    pub lsn: u64,
 }
 
 /// Which id space an ended id belongs to.
@@ -172,14 +177,17 @@ pub enum IdKind {
 
 #[derive(Debug, Default)]
 pub struct Shard {
-    pub skus: BTreeMap<String, SkuEntry>,
-    pub reservations: BTreeMap<String, ReservationEntry>,
-    pub receipts: HashMap<String, StockOpEntry>,
-    pub adjustments: HashMap<String, StockOpEntry>,
+    pub skus: Table<SkuEntry>,
+    pub reservations: Table<ReservationEntry>,
+    pub receipts: Table<StockOpEntry>,
+    pub adjustments: Table<StockOpEntry>,
     /// Ended objects in the order they ended, for retention by count and time.
     pub ended: VecDeque<(u64, IdKind, String)>,
-    /// Active holds that are homed here or touch a SKU here, by deadline.
-    pub expiry: BTreeSet<(u64, String)>,
+    /// Active holds homed here, by (deadline, creating LSN).
+    pub expiry: BTreeMap<(u64, u64), String>,
+    /// Deadlines of active holds homed elsewhere that hold a SKU of this shard (with counts):
+    /// an op here must expire those first once they are due.
+    pub foreign_deadlines: BTreeMap<u64, u32>,
     /// The highest LSN applied to this shard: a reply that observed this shard waits for it.
     pub last_lsn: u64,
 }
@@ -269,8 +277,23 @@ impl Shard {
         }
     }
 
-    /// The earliest hold deadline in this shard, if any.
+    /// The earliest hold deadline that concerns this shard, if any.
     pub fn next_expiry_ms(&self) -> Option<u64> {
-        self.expiry.first().map(|(at, _)| *at)
+        let home = self.expiry.first_key_value().map(|((at, _), _)| *at);
+        let foreign = self.foreign_deadlines.first_key_value().map(|(at, _)| *at);
+        home.into_iter().chain(foreign).min()
+    }
+
+    pub fn add_foreign_deadline(&mut self, at_ms: u64) {
+        *self.foreign_deadlines.entry(at_ms).or_default() += 1;
+    }
+
+    pub fn remove_foreign_deadline(&mut self, at_ms: u64) {
+        if let Some(count) = self.foreign_deadlines.get_mut(&at_ms) {
+            *count -= 1;
+            if *count == 0 {
+                self.foreign_deadlines.remove(&at_ms);
+            }
+        }
     }
 }

@@ -1,0 +1,78 @@
+//! Shared set-up for the criterion benchmarks in `benches/` (see BENCHMARKS.md).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use engine::{Engine, EngineConfig, Line, Op, SyncMode, SystemClock};
+
+/// An engine with `skus` products of ample stock.
+pub fn engine_with_stock(dir: &Path, sync: SyncMode, shards: usize, skus: usize) -> Arc<Engine> {
+    let mut config = EngineConfig::new(dir);
+    config.wal.sync = sync;
+    config.shards = shards;
+    let engine = Engine::open(
+        config,
+        Arc::new(engine::wal::fs::StdFs),
+        Arc::new(SystemClock),
+    )
+    .expect("open")
+    .0;
+    let ops: Vec<Op> = (0..skus)
+        .flat_map(|i| {
+            [
+                Op::UpsertProduct {
+                    sku: sku(i),
+                    name: format!("product {i}"),
+                    unit_price_cents: 100,
+                    reorder_level: 0,
+                    reorder_quantity: 0,
+                },
+                Op::Receive {
+                    receipt_id: format!("seed-{i}"),
+                    sku: sku(i),
+                    quantity: 1_000_000_000,
+                },
+            ]
+        })
+        .collect();
+    for op in ops {
+        let submitted = engine.submit(op);
+        submitted.result.expect("seed op");
+    }
+    engine
+        .wait_durable(engine.stats().last_lsn)
+        .expect("seed durable");
+    engine
+}
+
+pub fn sku(i: usize) -> String {
+    format!("SKU-{i:06}")
+}
+
+pub fn reserve(id: String, sku: String) -> Op {
+    Op::Reserve {
+        reservation_id: id,
+        lines: vec![Line::new(sku, 1)],
+        ttl_seconds: 600,
+    }
+}
+
+pub fn release(id: String) -> Op {
+    Op::Release { reservation_id: id }
+}
+
+/// Small deterministic generator (xorshift) so benches need no RNG crate.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn next_below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// The allocator the server ships with (see `server/src/main.rs`), so figures are comparable.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
