@@ -41,6 +41,8 @@ pub struct EngineConfig {
     /// Run the background thread that writes expiry records for due holds. Tests that drive a
     /// manual clock may turn it off and call [`Engine::expire_due`] themselves.
     pub expiry_sweeper: bool,
+    /// Where the data lives (the WAL in `wal/`, snapshots in `snapshots/`, consumer cursors).
+    pub data_dir: PathBuf,
 }
 
 impl EngineConfig {
@@ -56,6 +58,7 @@ impl EngineConfig {
             id_retention_count: limits::ID_RETENTION_COUNT_DEFAULT,
             live_holds_max: limits::LIVE_HOLDS_MAX_DEFAULT,
             expiry_sweeper: true,
+            data_dir,
         }
     }
 }
@@ -91,17 +94,17 @@ pub struct EngineStats {
 }
 
 pub struct Engine {
-    shards: Box<[Mutex<Shard>]>,
-    router: Router,
-    index: SkipMap<String, Arc<SkuCell>>,
+    pub(crate) shards: Box<[Mutex<Shard>]>,
+    pub(crate) router: Router,
+    pub(crate) index: SkipMap<String, Arc<SkuCell>>,
     /// The last LSN drawn (records up to it exist in memory; durable_lsn trails it).
-    last_lsn: AtomicU64,
-    live_holds: AtomicU64,
+    pub(crate) last_lsn: AtomicU64,
+    pub(crate) live_holds: AtomicU64,
     expiry_hint_ms: AtomicU64,
-    wal: Option<Wal>,
-    clock: Arc<dyn Clock>,
-    config: EngineConfig,
-    retention: Retention,
+    pub(crate) wal: Option<Wal>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: EngineConfig,
+    pub(crate) retention: Retention,
     stop: Arc<(Mutex<bool>, Condvar)>,
     sweeper: Mutex<Option<JoinHandle<()>>>,
     closed: AtomicBool,
@@ -114,6 +117,16 @@ impl Engine {
         config: EngineConfig,
         fs: Arc<dyn Fs>,
         clock: Arc<dyn Clock>,
+    ) -> Result<(Arc<Engine>, RecoveryReport), WalError> {
+        Self::open_from(config, fs, clock, None)
+    }
+
+    /// Opens the engine from a snapshot (if any) plus the WAL after the snapshot's start LSN.
+    pub fn open_from(
+        config: EngineConfig,
+        fs: Arc<dyn Fs>,
+        clock: Arc<dyn Clock>,
+        snapshot: Option<crate::snapshot::SnapshotData>,
     ) -> Result<(Arc<Engine>, RecoveryReport), WalError> {
         assert!(
             config.shards >= 1 && config.shards <= limits::SHARDS_MAX,
@@ -143,10 +156,16 @@ impl Engine {
             closed: AtomicBool::new(false),
         };
         let mut report = RecoveryReport::default();
+        let mut skip_through = 0;
+        if let Some(snapshot) = snapshot {
+            skip_through = snapshot.lsn_start;
+            engine.restore(snapshot);
+        }
         if config.wal.sync != SyncMode::Off {
-            let (wal, recovered) = Wal::open(fs, config.wal.clone(), 0, |lsn, payload| {
-                engine.replay(lsn, payload)
-            })?;
+            let (wal, recovered) =
+                Wal::open(fs, config.wal.clone(), skip_through, |lsn, payload| {
+                    engine.replay(lsn, payload)
+                })?;
             engine.wal = Some(wal);
             report = recovered;
         }
@@ -162,6 +181,10 @@ impl Engine {
             *engine.sweeper.lock() = Some(handle);
         }
         Ok((engine, report))
+    }
+
+    pub(crate) fn ctx_for_restore(&self) -> Ctx<'_> {
+        self.ctx()
     }
 
     fn ctx(&self) -> Ctx<'_> {

@@ -8,6 +8,7 @@ pub mod event;
 pub mod ledger;
 pub mod limits;
 pub mod model;
+pub mod snapshot;
 pub mod wal;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -17,4 +18,5 @@ pub use event::{Event, Record};
 pub use model::{
     Line, Op, OpOutput, Product, Reservation, ReservationState, StockLevel, StockStatus,
 };
+pub use snapshot::{CutStats, SnapshotData};
 pub use wal::{RecoveryMode, RecoveryReport, SyncMode, WalConfig, WalError};

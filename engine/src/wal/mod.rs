@@ -466,6 +466,16 @@ impl Wal {
             .unwrap_or_else(|| self.durable_lsn() + 1)
     }
 
+    /// Bytes of the segments whose every record is below `lsn` (what deleting below it frees).
+    pub fn bytes_below(&self, lsn: u64) -> u64 {
+        let segments = self.shared.segments.lock();
+        segments
+            .windows(2)
+            .take_while(|pair| pair[1].first_lsn <= lsn)
+            .map(|pair| self.shared.fs.len(&pair[0].path).unwrap_or(0))
+            .sum()
+    }
+
     /// Deletes whole segments whose every record is below `lsn`. The segment being written is
     /// never deleted. Returns the bytes freed.
     pub fn delete_segments_below(&self, lsn: u64) -> Result<u64, WalError> {
