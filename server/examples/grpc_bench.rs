@@ -188,7 +188,7 @@ fn main() {
     };
     config.engine.sync = args.sync.clone();
     let server_rt = server_runtime(args.server_threads);
-    let (engine, _) = server::open_engine(&config).unwrap();
+    let opened = server::open_engine(&config).unwrap();
     let listener = server_rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
@@ -200,9 +200,16 @@ fn main() {
     let served = server_rt.spawn({
         let config = config.clone();
         async move {
-            server::run(&config, engine, listener, metrics_listener, async {
-                let _ = stop_rx.await;
-            })
+            server::run(
+                &config,
+                opened.engine,
+                opened.snapshotter,
+                listener,
+                metrics_listener,
+                async {
+                    let _ = stop_rx.await;
+                },
+            )
             .await
         }
     });

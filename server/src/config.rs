@@ -19,7 +19,7 @@ pub struct Config {
     pub listen: String,
     /// Prometheus `/metrics` listen address.
     pub metrics_listen: String,
-    /// Where the WAL (and later snapshots) live.
+    /// Where the data lives: the WAL in `wal/`, snapshots in `snapshots/`, consumer cursors.
     pub data_dir: PathBuf,
     /// Allow tokens over plain TCP on a non-loopback address.
     pub insecure: bool,
@@ -55,6 +55,15 @@ pub struct EngineSettings {
     pub live_holds_max: u64,
     /// `strict` (refuse to start on corruption before the WAL's tail) or `truncate-corruption`.
     pub recovery: String,
+    /// Snapshots kept (at least 2, so a damaged newest one has a fallback).
+    pub snapshot_keep: usize,
+    /// A snapshot is taken once this many WAL records were written since the last one ...
+    pub snapshot_every_records: u64,
+    /// ... or once this many seconds passed with at least one new record, whichever first.
+    pub snapshot_every_seconds: u64,
+    /// WAL bytes a lagging change-feed consumer may hold back beyond what the kept snapshots
+    /// need; past it the consumer is dropped (it rebuilds from a snapshot).
+    pub consumer_wal_retained_bytes_max: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,6 +97,15 @@ pub struct TokenEntry {
     pub name: String,
 }
 
+/// Snapshots kept by default (the minimum: the newest and one fallback).
+pub const SNAPSHOT_KEEP_DEFAULT: usize = 2;
+/// A snapshot every 1,000,000 WAL records ...
+pub const SNAPSHOT_EVERY_RECORDS_DEFAULT: u64 = 1_000_000;
+/// ... or every 5 minutes (when anything was written).
+pub const SNAPSHOT_EVERY_SECONDS_DEFAULT: u64 = 300;
+/// WAL a lagging consumer may hold back: 8 GiB.
+pub const CONSUMER_WAL_RETAINED_BYTES_MAX_DEFAULT: u64 = 8 << 30;
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -117,6 +135,10 @@ impl Default for EngineSettings {
             id_retention_count: engine::limits::ID_RETENTION_COUNT_DEFAULT,
             live_holds_max: engine::limits::LIVE_HOLDS_MAX_DEFAULT,
             recovery: "strict".into(),
+            snapshot_keep: SNAPSHOT_KEEP_DEFAULT,
+            snapshot_every_records: SNAPSHOT_EVERY_RECORDS_DEFAULT,
+            snapshot_every_seconds: SNAPSHOT_EVERY_SECONDS_DEFAULT,
+            consumer_wal_retained_bytes_max: CONSUMER_WAL_RETAINED_BYTES_MAX_DEFAULT,
         }
     }
 }
@@ -170,6 +192,19 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("INVENTORY_ID_RETENTION_COUNT", "engine.id_retention_count"),
     ("INVENTORY_LIVE_HOLDS_MAX", "engine.live_holds_max"),
     ("INVENTORY_RECOVERY", "engine.recovery"),
+    ("INVENTORY_SNAPSHOT_KEEP", "engine.snapshot_keep"),
+    (
+        "INVENTORY_SNAPSHOT_EVERY_RECORDS",
+        "engine.snapshot_every_records",
+    ),
+    (
+        "INVENTORY_SNAPSHOT_EVERY_SECONDS",
+        "engine.snapshot_every_seconds",
+    ),
+    (
+        "INVENTORY_CONSUMER_WAL_RETAINED_BYTES_MAX",
+        "engine.consumer_wal_retained_bytes_max",
+    ),
     ("INVENTORY_MAX_MESSAGE_BYTES", "limits.max_message_bytes"),
     (
         "INVENTORY_MAX_CONCURRENT_STREAMS",
@@ -290,6 +325,19 @@ impl Config {
         if let Some(v) = get("INVENTORY_RECOVERY") {
             self.engine.recovery = v;
         }
+        set!("INVENTORY_SNAPSHOT_KEEP", self.engine.snapshot_keep);
+        set!(
+            "INVENTORY_SNAPSHOT_EVERY_RECORDS",
+            self.engine.snapshot_every_records
+        );
+        set!(
+            "INVENTORY_SNAPSHOT_EVERY_SECONDS",
+            self.engine.snapshot_every_seconds
+        );
+        set!(
+            "INVENTORY_CONSUMER_WAL_RETAINED_BYTES_MAX",
+            self.engine.consumer_wal_retained_bytes_max
+        );
         set!("INVENTORY_MAX_MESSAGE_BYTES", self.limits.max_message_bytes);
         set!(
             "INVENTORY_MAX_CONCURRENT_STREAMS",
@@ -347,6 +395,18 @@ impl Config {
                 self.engine.ttl_default_seconds,
                 engine::limits::TTL_SECONDS_MAX
             ));
+        }
+        if self.engine.snapshot_keep < 2 {
+            return Err(format!(
+                "engine.snapshot_keep = {} must be at least 2 (a damaged newest snapshot needs a fallback)",
+                self.engine.snapshot_keep
+            ));
+        }
+        if self.engine.snapshot_every_records == 0 {
+            return Err("engine.snapshot_every_records must be at least 1".into());
+        }
+        if self.engine.snapshot_every_seconds == 0 {
+            return Err("engine.snapshot_every_seconds must be at least 1".into());
         }
         if self.engine.segment_bytes < 4096 {
             return Err("engine.segment_bytes must be at least 4096".into());
@@ -428,6 +488,16 @@ impl Config {
         c.id_retention_count = self.engine.id_retention_count;
         c.live_holds_max = self.engine.live_holds_max;
         Ok(c)
+    }
+
+    /// The snapshotter configuration these settings describe (snapshots in `DATA_DIR/snapshots`).
+    pub fn snapshotter_config(&self) -> snapshotter::SnapshotterConfig {
+        let mut c = snapshotter::SnapshotterConfig::new(&self.data_dir);
+        c.keep = self.engine.snapshot_keep;
+        c.every_records = self.engine.snapshot_every_records;
+        c.every_seconds = self.engine.snapshot_every_seconds;
+        c.consumer_retained_bytes_max = self.engine.consumer_wal_retained_bytes_max;
+        c
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -518,6 +588,57 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("unknown role"), "{err}");
+        let err = Config::load(
+            None,
+            |n| (n == "INVENTORY_SNAPSHOT_KEEP").then(|| "1".into()),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.contains("engine.snapshot_keep"), "{err}");
+        let err = Config::from_toml("[engine]\nsnapshot_every_records = 0\n")
+            .and_then(|c| c.validate())
+            .unwrap_err();
+        assert!(err.contains("engine.snapshot_every_records"), "{err}");
+    }
+
+    #[test]
+    fn snapshot_settings_reach_the_snapshotter() {
+        let env = |name: &str| match name {
+            "INVENTORY_SNAPSHOT_KEEP" => Some("3".to_string()),
+            "INVENTORY_SNAPSHOT_EVERY_RECORDS" => Some("500".to_string()),
+            "INVENTORY_SNAPSHOT_EVERY_SECONDS" => Some("7".to_string()),
+            "INVENTORY_CONSUMER_WAL_RETAINED_BYTES_MAX" => Some("1048576".to_string()),
+            _ => None,
+        };
+        let c = Config::load(None, env, &Overrides::default()).unwrap();
+        let s = c.snapshotter_config();
+        assert_eq!(
+            (
+                s.keep,
+                s.every_records,
+                s.every_seconds,
+                s.consumer_retained_bytes_max
+            ),
+            (3, 500, 7, 1 << 20)
+        );
+        assert_eq!(s.dir, PathBuf::from("./data").join("snapshots"));
+        let d = Config::default().snapshotter_config();
+        let lib = snapshotter::SnapshotterConfig::new(Path::new("./data"));
+        assert_eq!(
+            (
+                d.keep,
+                d.every_records,
+                d.every_seconds,
+                d.consumer_retained_bytes_max
+            ),
+            (
+                lib.keep,
+                lib.every_records,
+                lib.every_seconds,
+                lib.consumer_retained_bytes_max
+            ),
+            "the server's defaults are the snapshotter's"
+        );
     }
 
     #[test]

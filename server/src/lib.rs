@@ -13,45 +13,86 @@ pub mod service;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use engine::{Engine, RecoveryReport};
+use engine::Engine;
 use proto::inventory::v1 as pb;
+use snapshotter::{OpenReport, Snapshotter};
 use tokio::net::TcpListener;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 pub use config::Config;
 
-/// Opens the engine on the configured data dir: replays the WAL and logs what recovery found.
-/// A damaged WAL yields an error naming the file and offset. Blocking.
-pub fn open_engine(config: &Config) -> Result<(Arc<Engine>, RecoveryReport), String> {
+/// What [`open_engine`] returns: the engine, its snapshotter (periodic snapshots start in
+/// [`run`]) and what recovery found.
+pub struct Opened {
+    pub engine: Arc<Engine>,
+    pub snapshotter: Arc<Snapshotter>,
+    pub report: OpenReport,
+}
+
+/// Opens the engine on the configured data dir: loads the newest valid snapshot (skipping
+/// damaged ones and half-written temp files), replays the WAL after it, and logs what recovery
+/// found. A damaged WAL yields an error naming the file and offset. Blocking.
+pub fn open_engine(config: &Config) -> Result<Opened, String> {
     let engine_config = config.engine_config()?;
-    let (engine, report) = Engine::open(
+    let started = Instant::now();
+    let (engine, snapshotter, report) = snapshotter::open_engine(
         engine_config,
+        config.snapshotter_config(),
         Arc::new(engine::wal::fs::StdFs),
         Arc::new(engine::SystemClock),
     )
     .map_err(|e| format!("recovery failed: {e}"))?;
+    log_open_report(config, &report, started.elapsed());
+    Ok(Opened {
+        engine,
+        snapshotter,
+        report,
+    })
+}
+
+fn log_open_report(config: &Config, report: &OpenReport, took: Duration) {
+    for (file, reason) in &report.snapshot.skipped {
+        tracing::warn!("snapshot skipped: {}: {reason}", file.display());
+    }
+    let wal = &report.wal;
+    let snapshot_lsn = match &report.snapshot.used {
+        Some(file) => {
+            let lsn = snapshotter::file::parse_name(file).unwrap_or(0);
+            tracing::info!(lsn, "loaded snapshot {}", file.display());
+            lsn
+        }
+        None => {
+            tracing::info!(
+                "no snapshot in {}: recovering from the WAL alone",
+                config.snapshotter_config().dir.display()
+            );
+            0
+        }
+    };
     tracing::info!(
-        segments = report.segments,
-        records_replayed = report.records_replayed,
-        last_lsn = report.last_lsn,
-        "recovered the WAL from {}",
-        config.data_dir.display()
+        snapshot_lsn,
+        segments = wal.segments,
+        records_replayed = wal.records_replayed,
+        last_lsn = wal.last_lsn,
+        millis = took.as_millis() as u64,
+        "recovered the WAL from {}: snapshot at LSN {snapshot_lsn} + {} WAL records replayed",
+        config.data_dir.display(),
+        wal.records_replayed
     );
-    if let Some((file, offset, bytes)) = &report.torn_tail {
+    if let Some((file, offset, bytes)) = &wal.torn_tail {
         tracing::warn!(
             "WAL torn tail truncated: {} at offset {offset}, {bytes} bytes dropped",
             file.display()
         );
     }
-    if let Some((file, offset, reason)) = &report.corruption_dropped {
+    if let Some((file, offset, reason)) = &wal.corruption_dropped {
         tracing::warn!(
             "WAL corruption dropped (recovery = truncate-corruption): {} at offset {offset}: {reason}",
             file.display()
         );
     }
-    Ok((engine, report))
 }
 
 fn tls_config(config: &Config) -> Result<Option<ServerTlsConfig>, String> {
@@ -70,12 +111,15 @@ fn tls_config(config: &Config) -> Result<Option<ServerTlsConfig>, String> {
     Ok(Some(tls))
 }
 
-/// Serves gRPC on `listener` and `/metrics` on `metrics_listener` until `shutdown` resolves;
-/// then stops accepting, lets in-flight calls finish (up to
-/// [`limits::SHUTDOWN_DRAIN_SECONDS`]) and shuts the engine down (flushing the WAL).
+/// Serves gRPC on `listener` and `/metrics` on `metrics_listener` until `shutdown` resolves,
+/// with periodic snapshots in the background; then stops accepting, lets in-flight calls finish
+/// (up to [`limits::SHUTDOWN_DRAIN_SECONDS`]), stops the periodic snapshots, takes a final
+/// snapshot (at most [`limits::SHUTDOWN_SNAPSHOT_SECONDS`]) and shuts the engine down
+/// (flushing the WAL).
 pub async fn run(
     config: &Config,
     engine: Arc<Engine>,
+    snapshotter: Arc<Snapshotter>,
     listener: TcpListener,
     metrics_listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -97,8 +141,12 @@ pub async fn run(
     let max = config.limits.max_message_bytes;
     let inventory = InventoryServer::new(service::InventoryService::new(engine.clone()))
         .max_decoding_message_size(max);
-    let admin =
-        AdminServer::new(service::AdminService::new(engine.clone())).max_decoding_message_size(max);
+    let admin = AdminServer::new(service::AdminService::new(
+        engine.clone(),
+        snapshotter.clone(),
+        metrics.clone(),
+    ))
+    .max_decoding_message_size(max);
     let orders = OrdersServer::new(service::Pending).max_decoding_message_size(max);
     let alerts = AlertsServer::new(service::Pending).max_decoding_message_size(max);
     let reports = ReportsServer::new(service::Pending).max_decoding_message_size(max);
@@ -142,6 +190,9 @@ pub async fn run(
         .add_service(alerts)
         .add_service(reports);
 
+    // Recovery is done and the server is set up: periodic snapshots from here on (stopped by
+    // the final snapshot below).
+    snapshotter.spawn_periodic(engine.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -150,6 +201,7 @@ pub async fn run(
         metrics_listener,
         metrics.clone(),
         engine.clone(),
+        snapshotter.clone(),
         stopped(stop_rx.clone()),
     ));
     let incoming = net::incoming(listener, config.limits.max_connections, metrics.clone());
@@ -174,12 +226,58 @@ pub async fn run(
     };
     metrics_task.abort();
     let _ = metrics_task.await;
+    final_snapshot(&engine, &snapshotter, &metrics).await;
     let flushing = engine.clone();
     let _ = tokio::task::spawn_blocking(move || flushing.shutdown()).await;
     let stats = engine.stats();
     tracing::info!(
         durable_lsn = stats.durable_lsn,
+        snapshot_lsn = snapshotter.snapshot_lsn(),
         "engine stopped, WAL flushed"
     );
     result
+}
+
+/// The clean-shutdown snapshot: stops the periodic thread, then takes one more snapshot so the
+/// next start replays no WAL. Failures are logged, never fatal: the WAL holds everything. A
+/// snapshot still running after [`limits::SHUTDOWN_SNAPSHOT_SECONDS`] is abandoned (the next
+/// start removes its temp file and replays the WAL instead).
+async fn final_snapshot(
+    engine: &Arc<Engine>,
+    snapshotter: &Arc<Snapshotter>,
+    metrics: &Arc<metrics::Metrics>,
+) {
+    let (engine, snapshotter, metrics) = (engine.clone(), snapshotter.clone(), metrics.clone());
+    let taking = tokio::task::spawn_blocking(move || {
+        snapshotter.stop();
+        let stats = engine.stats();
+        if stats.failed {
+            return Err(format!(
+                "storage failed, writes stopped: {}",
+                engine.failure().unwrap_or_default()
+            ));
+        }
+        if stats.last_lsn == 0 {
+            return Ok(None);
+        }
+        let result = snapshotter.take(&engine);
+        metrics.record_snapshot(result.as_ref().ok());
+        result.map(Some)
+    });
+    let limit = Duration::from_secs(limits::SHUTDOWN_SNAPSHOT_SECONDS);
+    match tokio::time::timeout(limit, taking).await {
+        Ok(Ok(Ok(Some(info)))) => tracing::info!(
+            lsn = info.lsn,
+            bytes = info.bytes,
+            pause_max_us = info.pause_max.as_micros() as u64,
+            "final snapshot taken"
+        ),
+        Ok(Ok(Ok(None))) => tracing::info!("no final snapshot: the log is empty"),
+        Ok(Ok(Err(e))) => tracing::error!("final snapshot failed: {e}"),
+        Ok(Err(e)) => tracing::error!("final snapshot failed: {e}"),
+        Err(_) => tracing::error!(
+            "final snapshot still running after {} s: stopping without it",
+            limits::SHUTDOWN_SNAPSHOT_SECONDS
+        ),
+    }
 }

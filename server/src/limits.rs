@@ -42,6 +42,12 @@ pub const BATCH_LINES_MAX: usize = 65_536;
 /// (the WAL is flushed either way).
 pub const SHUTDOWN_DRAIN_SECONDS: u64 = 10;
 
+/// On SIGTERM/SIGINT, after the drain: how long the final snapshot may take (stopping the
+/// periodic snapshot thread included) before the server stops without it. Abandoning it loses
+/// nothing: the WAL holds every acknowledged op, the next start removes the half-written temp
+/// file and replays the WAL after the previous snapshot.
+pub const SHUTDOWN_SNAPSHOT_SECONDS: u64 = 60;
+
 /// TLS handshake timeout.
 pub const TLS_HANDSHAKE_SECONDS: u64 = 10;
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use engine::Engine;
 use prost::Message;
+use snapshotter::{SnapshotInfo, Snapshotter};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -72,6 +73,12 @@ pub struct Metrics {
     index: HashMap<String, usize>,
     pub connections_open: AtomicUsize,
     pub connections_refused: AtomicU64,
+    /// Snapshots taken / failed through the server (Admin `Snapshot`, clean shutdown).
+    snapshots_taken: AtomicU64,
+    snapshots_failed: AtomicU64,
+    /// The last snapshot's longest writer pause (µs) and file size.
+    snapshot_pause_max_micros: AtomicU64,
+    snapshot_bytes: AtomicU64,
     started: Instant,
 }
 
@@ -110,6 +117,10 @@ impl Metrics {
             index,
             connections_open: AtomicUsize::new(0),
             connections_refused: AtomicU64::new(0),
+            snapshots_taken: AtomicU64::new(0),
+            snapshots_failed: AtomicU64::new(0),
+            snapshot_pause_max_micros: AtomicU64::new(0),
+            snapshot_bytes: AtomicU64::new(0),
             started: Instant::now(),
         }
     }
@@ -137,8 +148,25 @@ impl Metrics {
         );
     }
 
+    /// Records a snapshot the server took (`Some`) or that failed (`None`).
+    pub fn record_snapshot(&self, taken: Option<&SnapshotInfo>) {
+        match taken {
+            Some(info) => {
+                self.snapshot_pause_max_micros.store(
+                    u64::try_from(info.pause_max.as_micros()).unwrap_or(u64::MAX),
+                    Ordering::Relaxed,
+                );
+                self.snapshot_bytes.store(info.bytes, Ordering::Relaxed);
+                self.snapshots_taken.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                self.snapshots_failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// The text exposition of every metric.
-    pub fn render(&self, engine: &Engine) -> String {
+    pub fn render(&self, engine: &Engine, snapshotter: &Snapshotter) -> String {
         let mut out = String::with_capacity(16 << 10);
         out.push_str(
             "# HELP inventory_grpc_requests_total gRPC requests handled, by RPC and status code.\n",
@@ -252,6 +280,38 @@ impl Metrics {
             u8::from(s.failed).to_string(),
         );
         metric(
+            "inventory_snapshot_lsn",
+            "gauge",
+            "LSN of the newest snapshot (0 = none); restart replays the WAL after it.",
+            snapshotter.snapshot_lsn().to_string(),
+        );
+        metric(
+            "inventory_snapshots_total",
+            "counter",
+            "Snapshots taken through the server (Admin Snapshot, clean shutdown).",
+            self.snapshots_taken.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
+            "inventory_snapshot_failures_total",
+            "counter",
+            "Snapshots through the server that failed.",
+            self.snapshots_failed.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
+            "inventory_snapshot_pause_max_microseconds",
+            "gauge",
+            "The last snapshot's longest writer pause (one shard's lock during the cut), in microseconds.",
+            self.snapshot_pause_max_micros
+                .load(Ordering::Relaxed)
+                .to_string(),
+        );
+        metric(
+            "inventory_snapshot_bytes",
+            "gauge",
+            "Size of the last snapshot file taken through the server.",
+            self.snapshot_bytes.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
             "inventory_connections_open",
             "gauge",
             "Open gRPC client connections (within the limit).",
@@ -284,6 +344,7 @@ pub async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
     engine: Arc<Engine>,
+    snapshotter: Arc<Snapshotter>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let open = Arc::new(AtomicUsize::new(0));
@@ -304,15 +365,25 @@ pub async fn serve(
             open.fetch_sub(1, Ordering::AcqRel);
             continue;
         }
-        let (metrics, engine, open) = (metrics.clone(), engine.clone(), open.clone());
+        let (metrics, engine, snapshotter, open) = (
+            metrics.clone(),
+            engine.clone(),
+            snapshotter.clone(),
+            open.clone(),
+        );
         tokio::spawn(async move {
-            let _ = handle(stream, &metrics, &engine).await;
+            let _ = handle(stream, &metrics, &engine, &snapshotter).await;
             open.fetch_sub(1, Ordering::AcqRel);
         });
     }
 }
 
-async fn handle(mut stream: TcpStream, metrics: &Metrics, engine: &Engine) -> std::io::Result<()> {
+async fn handle(
+    mut stream: TcpStream,
+    metrics: &Metrics,
+    engine: &Engine,
+    snapshotter: &Snapshotter,
+) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let deadline = Duration::from_millis(limits::METRICS_READ_TIMEOUT_MILLIS);
     let head = tokio::time::timeout(deadline, async {
@@ -353,7 +424,7 @@ async fn handle(mut stream: TcpStream, metrics: &Metrics, engine: &Engine) -> st
         (
             "200 OK",
             "text/plain; version=0.0.4; charset=utf-8",
-            metrics.render(engine),
+            metrics.render(engine, snapshotter),
         )
     } else if path == "/" {
         (

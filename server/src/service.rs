@@ -1,5 +1,6 @@
-//! The gRPC services: Inventory and Admin on the engine; Orders, Alerts and Reports answer
-//! UNIMPLEMENTED (naming the issue that implements them) until their issues land.
+//! The gRPC services: Inventory on the engine, Admin on the engine and the snapshotter; Orders,
+//! Alerts and Reports answer UNIMPLEMENTED (naming the issue that implements them) until their
+//! issues land.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -7,12 +8,14 @@ use std::time::Instant;
 
 use engine::{Engine, Op};
 use proto::inventory::v1 as pb;
+use snapshotter::Snapshotter;
 use tokio_stream::Stream;
 use tonic::{Code, Request, Response, Status};
 
 use crate::auth::Caller;
 use crate::convert::{self, status};
 use crate::limits;
+use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct InventoryService {
@@ -233,13 +236,21 @@ impl pb::inventory_server::Inventory for InventoryService {
 #[derive(Clone)]
 pub struct AdminService {
     engine: Arc<Engine>,
+    snapshotter: Arc<Snapshotter>,
+    metrics: Arc<Metrics>,
+    /// One on-demand snapshot at a time holds a blocking thread; later calls wait here
+    /// (asynchronously) and then take their own.
+    taking: Arc<tokio::sync::Mutex<()>>,
     started: Instant,
 }
 
 impl AdminService {
-    pub fn new(engine: Arc<Engine>) -> Self {
+    pub fn new(engine: Arc<Engine>, snapshotter: Arc<Snapshotter>, metrics: Arc<Metrics>) -> Self {
         Self {
             engine,
+            snapshotter,
+            metrics,
+            taking: Arc::new(tokio::sync::Mutex::new(())),
             started: Instant::now(),
         }
     }
@@ -255,8 +266,8 @@ impl pb::admin_server::Admin for AdminService {
         Ok(Response::new(pb::StatusResponse {
             last_lsn: s.last_lsn,
             durable_lsn: s.durable_lsn,
-            // Until the snapshotter (#3), exporter (#6) and notifier (#8) exist: 0 = none.
-            snapshot_lsn: 0,
+            snapshot_lsn: self.snapshotter.snapshot_lsn(),
+            // Until the exporter (#6) and notifier (#8) exist: 0 = none.
             export_lsn: 0,
             notify_lsn: 0,
             wal_bytes: s.wal_bytes,
@@ -269,13 +280,28 @@ impl pb::admin_server::Admin for AdminService {
         }))
     }
 
+    /// Takes a snapshot now, on a blocking thread (the cut waits for durability and the file is
+    /// written and fsynced). UNAVAILABLE once storage failed, INTERNAL for any other failure.
     async fn snapshot(
         &self,
         _req: Request<pb::SnapshotRequest>,
     ) -> Result<Response<pb::SnapshotResponse>, Status> {
-        Err(Status::unimplemented(
-            "Admin/Snapshot: snapshots arrive with the snapshotter issue (#3)",
-        ))
+        let _one_at_a_time = self.taking.lock().await;
+        let (engine, snapshotter) = (self.engine.clone(), self.snapshotter.clone());
+        let taken = tokio::task::spawn_blocking(move || snapshotter.take(&engine))
+            .await
+            .map_err(|e| Status::internal(format!("snapshot task failed: {e}")))?;
+        self.metrics.record_snapshot(taken.as_ref().ok());
+        match taken {
+            Ok(info) => Ok(Response::new(pb::SnapshotResponse {
+                lsn: info.lsn,
+                bytes: info.bytes,
+            })),
+            Err(e) if self.engine.stats().failed => {
+                Err(Status::unavailable(format!("snapshot failed: {e}")))
+            }
+            Err(e) => Err(Status::internal(format!("snapshot failed: {e}"))),
+        }
     }
 }
 

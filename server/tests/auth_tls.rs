@@ -96,6 +96,14 @@ async fn tokens_and_roles() {
                 .await
         }
     };
+    let snapshot = |token: Option<&'static str>| {
+        let channel = channel.clone();
+        async move {
+            pb::admin_client::AdminClient::new(channel)
+                .snapshot(req(pb::SnapshotRequest {}, token))
+                .await
+        }
+    };
     assert!(status("tok-admin").await.is_ok());
     for token in [
         "tok-storefront",
@@ -104,7 +112,19 @@ async fn tokens_and_roles() {
         "tok-reporter",
     ] {
         assert_code(status(token).await, Code::PermissionDenied);
+        let e = assert_code(snapshot(Some(token)).await, Code::PermissionDenied);
+        assert!(e.message().contains("Admin/Snapshot"), "{e:?}");
     }
+    assert_code(snapshot(None).await, Code::Unauthenticated);
+    let taken = snapshot(Some("tok-admin")).await.unwrap().into_inner();
+    assert!(taken.lsn > 0 && taken.bytes > 0, "{taken:?}");
+    // Only the admin's call took one.
+    let st = pb::admin_client::AdminClient::new(channel.clone())
+        .status(req(pb::StatusRequest {}, Some("tok-admin")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(st.snapshot_lsn, taken.lsn);
 
     // ExecuteBatch: each op kind is checked against the role; a refused batch applies nothing.
     use pb::batch_op::Op as O;

@@ -82,6 +82,35 @@ fn bad_configuration_exits_2_naming_the_setting() {
     let (code, _, err) = inventoryd(&["--config", &file.display().to_string()], &[]);
     assert_eq!(code, 2);
     assert!(err.contains("max_conections"), "{err}");
+    let (code, _, err) = inventoryd(&["print-config"], &[("INVENTORY_SNAPSHOT_KEEP", "1")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("engine.snapshot_keep"), "{err}");
+}
+
+#[test]
+fn snapshot_settings_from_file_and_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        "[engine]\nsnapshot_keep = 4\nsnapshot_every_seconds = 60\n",
+    )
+    .unwrap();
+    let (code, out, err) = inventoryd(
+        &["--config", &file.display().to_string(), "print-config"],
+        &[("INVENTORY_SNAPSHOT_EVERY_RECORDS", "5000")],
+    );
+    assert_eq!(code, 0, "{err}");
+    let config: toml::Value = toml::from_str(&out).unwrap();
+    let engine = &config["engine"];
+    assert_eq!(engine["snapshot_keep"].as_integer(), Some(4));
+    assert_eq!(engine["snapshot_every_seconds"].as_integer(), Some(60));
+    assert_eq!(engine["snapshot_every_records"].as_integer(), Some(5000));
+    assert_eq!(
+        engine["consumer_wal_retained_bytes_max"].as_integer(),
+        Some(8 << 30),
+        "default"
+    );
 }
 
 #[test]

@@ -12,10 +12,11 @@ use server::config::{Config, ENV_VARS, Overrides};
     name = "inventoryd",
     version,
     about = "The inventory gRPC server (inventory.v1).",
-    long_about = "The inventory gRPC server (inventory.v1): recovers the WAL in the data dir, then \
-                  listens for gRPC and serves Prometheus metrics. Prints `inventoryd listening on ADDR` \
-                  and `inventoryd metrics on ADDR` once ready. SIGTERM/SIGINT: stop accepting, finish \
-                  in-flight calls, flush the WAL, exit 0.\n\nSettings come from flags > INVENTORY_* \
+    long_about = "The inventory gRPC server (inventory.v1): recovers the data dir (newest valid \
+                  snapshot + WAL tail), then listens for gRPC and serves Prometheus metrics. Prints `inventoryd listening on ADDR` \
+                  and `inventoryd metrics on ADDR` once ready. Snapshots are taken periodically and on \
+                  demand (Admin/Snapshot). SIGTERM/SIGINT: stop accepting, finish in-flight calls, \
+                  take a final snapshot, flush the WAL, exit 0.\n\nSettings come from flags > INVENTORY_* \
                   environment variables > the TOML config file > defaults; see \
                   server/inventoryd.example.toml for every setting and its default.",
     after_help = env_help()
@@ -27,7 +28,7 @@ struct Cli {
     /// gRPC listen address [default: 127.0.0.1:50051]; port 0 picks a free port.
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
-    /// Data directory (WAL) [default: ./data].
+    /// Data directory (WAL, snapshots) [default: ./data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Metrics listen address [default: 127.0.0.1:9464]; port 0 picks a free port.
@@ -112,7 +113,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config)) {
+    let result = runtime.block_on(serve(config));
+    // A final snapshot abandoned after its time limit may still hold a blocking thread: do not
+    // wait for it (dropping the runtime would).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -133,7 +138,7 @@ async fn serve(config: Config) -> Result<(), String> {
     }
     // Recovery first: the server listens only once it is done.
     let opening = config.clone();
-    let (engine, _report) = tokio::task::spawn_blocking(move || server::open_engine(&opening))
+    let opened = tokio::task::spawn_blocking(move || server::open_engine(&opening))
         .await
         .map_err(|e| format!("recovery: {e}"))??;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -156,7 +161,8 @@ async fn serve(config: Config) -> Result<(), String> {
     }
     server::run(
         &config,
-        engine,
+        opened.engine,
+        opened.snapshotter,
         listener,
         metrics_listener,
         shutdown_signal(),

@@ -164,6 +164,48 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Length of the log now (the log file is shared by every run on the same data dir).
+    pub fn log_len(&self) -> usize {
+        self.log_text().len()
+    }
+
+    /// What the log gained after `offset` (see [`Server::log_len`]).
+    pub fn log_since(&self, offset: usize) -> String {
+        self.log_text()
+            .get(offset..)
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub async fn admin(&self) -> pb::admin_client::AdminClient<Channel> {
+        pb::admin_client::AdminClient::new(self.channel().await)
+    }
+
+    pub async fn status(&self) -> pb::StatusResponse {
+        self.admin()
+            .await
+            .status(pb::StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    pub async fn snapshot(&self) -> Result<pb::SnapshotResponse, Status> {
+        self.admin()
+            .await
+            .snapshot(pb::SnapshotRequest {})
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    /// The value of an unlabelled metric on `/metrics`.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let (_, body) = self.http_get("/metrics");
+        body.lines()
+            .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .find_map(|v| v.trim().parse().ok())
+    }
+
     /// kill -9.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
