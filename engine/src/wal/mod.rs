@@ -518,7 +518,12 @@ impl Wal {
 
     /// Writes everything queued, then stops the writer thread. Idempotent.
     pub fn shutdown(&self) {
-        self.shared.shutdown.store(true, Ordering::Release);
+        {
+            // Set under the queue lock: the writer checks the flag under it before waiting, so
+            // the notification cannot slip in between its check and its wait.
+            let _queue = self.shared.queue.lock();
+            self.shared.shutdown.store(true, Ordering::Release);
+        }
         self.shared.queue_cv.notify_all();
         if let Some(handle) = self.writer.lock().take() {
             let _ = handle.join();
