@@ -183,10 +183,6 @@ impl Engine {
         Ok((engine, report))
     }
 
-    pub(crate) fn ctx_for_restore(&self) -> Ctx<'_> {
-        self.ctx()
-    }
-
     fn ctx(&self) -> Ctx<'_> {
         Ctx {
             router: self.router,

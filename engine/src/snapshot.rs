@@ -6,7 +6,6 @@
 //! only if the entity is older than the record (`ledger::apply`), so restoring the copy and
 //! replaying the WAL from `L0 + 1` gives exactly the live state.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -14,14 +13,13 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
-use crate::ledger::apply::{self, Locked};
 use crate::ledger::shard::{
     IdKind, ProductInfo, ReservationEntry, SkuCell, SkuEntry, StockOpEntry,
 };
 use crate::model::{Line, ReservationState};
 
 /// Slots copied per lock hold: small enough that a writer waits microseconds.
-pub const CHUNK_SLOTS: usize = 512;
+pub const CHUNK_SLOTS: usize = 128;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkuSnap {
@@ -94,8 +92,14 @@ impl Engine {
         for shard in self.shards.iter() {
             let mut slot = 0;
             loop {
-                let held = Instant::now();
+                // Grow the output outside the lock: a reallocation of a million-entry vector
+                // would otherwise stall writers for the copy.
+                data.skus.reserve(CHUNK_SLOTS);
+                data.reservations.reserve(CHUNK_SLOTS);
+                data.receipts.reserve(CHUNK_SLOTS);
+                data.adjustments.reserve(CHUNK_SLOTS);
                 let guard = shard.lock();
+                let held = Instant::now();
                 let slots_max = guard
                     .skus
                     .slots()
@@ -137,14 +141,53 @@ impl Engine {
     }
 
     /// Loads a snapshot into an empty engine and rebuilds the derived state (expiry indexes,
-    /// live-hold count, retention queues, the lock-free read index).
+    /// live-hold count, retention queues, the lock-free read index). Entities are routed to
+    /// their shards first, then each shard is filled by its own thread.
     pub(crate) fn restore(&self, data: SnapshotData) {
-        let all: BTreeSet<usize> = (0..self.shards.len()).collect();
-        let mut locked = Locked {
-            guards: all.iter().map(|&i| (i, self.shards[i].lock())).collect(),
-        };
-        let ctx = self.ctx_for_restore();
+        let shards = self.shards.len();
+        let mut loads: Vec<ShardLoad> = (0..shards).map(|_| ShardLoad::default()).collect();
         for s in data.skus {
+            loads[self.router.of(&s.sku)].skus.push(s);
+        }
+        for r in data.reservations {
+            loads[self.router.of(&r.reservation_id)]
+                .reservations
+                .push(r);
+        }
+        for op in data.receipts {
+            loads[self.router.of(&op.id)].receipts.push(op);
+        }
+        for op in data.adjustments {
+            loads[self.router.of(&op.id)].adjustments.push(op);
+        }
+        // Each shard thread returns the deadlines its active holds leave in *other* shards.
+        let foreign: Vec<Vec<(usize, u64)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = loads
+                .into_iter()
+                .enumerate()
+                .map(|(index, load)| scope.spawn(move || self.restore_shard(index, load)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("restore thread"))
+                .collect()
+        });
+        for (shard, at_ms) in foreign.into_iter().flatten() {
+            self.shards[shard].lock().add_foreign_deadline(at_ms);
+        }
+        for shard in self.shards.iter() {
+            shard.lock().last_lsn = data.lsn_start;
+        }
+        self.last_lsn.store(data.lsn_start, Ordering::Release);
+    }
+
+    fn restore_shard(&self, index: usize, load: ShardLoad) -> Vec<(usize, u64)> {
+        let mut shard = self.shards[index].lock();
+        shard.skus.reserve(load.skus.len());
+        shard.reservations.reserve(load.reservations.len());
+        shard.receipts.reserve(load.receipts.len());
+        shard.adjustments.reserve(load.adjustments.len());
+        for s in load.skus {
             let cell = Arc::new(SkuCell::new());
             let entry = SkuEntry {
                 product: ProductInfo {
@@ -161,13 +204,11 @@ impl Engine {
             entry.assert_invariants(&s.sku);
             entry.publish();
             self.index.insert(s.sku.clone(), cell);
-            locked
-                .shard(self.router.of(&s.sku))
-                .skus
-                .insert(s.sku, entry);
+            shard.skus.insert(s.sku, entry);
         }
         let mut ended: Vec<(u64, IdKind, String)> = Vec::new();
-        for r in data.reservations {
+        let mut foreign = Vec::new();
+        for r in load.reservations {
             let entry = ReservationEntry {
                 lines: r.lines,
                 state: r.state,
@@ -182,27 +223,28 @@ impl Engine {
             match entry.ended_at_ms {
                 Some(at) => ended.push((at, IdKind::Reservation, r.reservation_id.clone())),
                 None => {
-                    apply::index_hold(&ctx, &mut locked, &r.reservation_id, &entry, true);
+                    let key = (entry.expires_at_ms, entry.created_lsn);
+                    shard.expiry.insert(key, r.reservation_id.clone());
+                    let mut others: Vec<usize> = entry
+                        .lines
+                        .iter()
+                        .map(|l| self.router.of(&l.sku))
+                        .filter(|&s| s != index)
+                        .collect();
+                    others.sort_unstable();
+                    others.dedup();
+                    foreign.extend(others.into_iter().map(|s| (s, entry.expires_at_ms)));
                     self.live_holds.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            let home = self.router.of(&r.reservation_id);
-            locked
-                .shard(home)
-                .reservations
-                .insert(r.reservation_id, entry);
+            shard.reservations.insert(r.reservation_id, entry);
         }
         for (kind, ops) in [
-            (IdKind::Receipt, data.receipts),
-            (IdKind::Adjustment, data.adjustments),
+            (IdKind::Receipt, load.receipts),
+            (IdKind::Adjustment, load.adjustments),
         ] {
             for op in ops {
                 ended.push((op.at_ms, kind, op.id.clone()));
-                let shard = locked.shard(self.router.of(&op.id));
-                let table = match kind {
-                    IdKind::Receipt => &mut shard.receipts,
-                    _ => &mut shard.adjustments,
-                };
                 let entry = StockOpEntry {
                     sku: op.sku,
                     quantity: op.quantity,
@@ -210,17 +252,25 @@ impl Engine {
                     at_ms: op.at_ms,
                     lsn: op.lsn,
                 };
-                table.insert(op.id, entry);
+                match kind {
+                    IdKind::Receipt => shard.receipts.insert(op.id, entry),
+                    _ => shard.adjustments.insert(op.id, entry),
+                }
             }
         }
         ended.sort_by_key(|(at, _, _)| *at);
-        for (at, kind, id) in ended {
-            let shard = locked.shard(self.router.of(&id));
-            shard.ended.push_back((at, kind, id));
-        }
-        locked.set_last_lsn(data.lsn_start);
-        self.last_lsn.store(data.lsn_start, Ordering::Release);
+        shard.ended.extend(ended);
+        foreign
     }
+}
+
+/// One shard's share of a snapshot, routed before the parallel fill.
+#[derive(Default)]
+struct ShardLoad {
+    skus: Vec<SkuSnap>,
+    reservations: Vec<ReservationSnap>,
+    receipts: Vec<StockOpSnap>,
+    adjustments: Vec<StockOpSnap>,
 }
 
 fn sku_snap(sku: &str, e: &SkuEntry) -> SkuSnap {

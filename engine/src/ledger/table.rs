@@ -26,6 +26,12 @@ impl<E> Default for Table<E> {
 }
 
 impl<E> Table<E> {
+    /// Makes room for `additional` more entities without rehashing (bulk loads).
+    pub fn reserve(&mut self, additional: usize) {
+        self.slots.reserve(additional);
+        self.index.reserve(additional);
+    }
+
     pub fn len(&self) -> usize {
         self.index.len()
     }
