@@ -144,7 +144,6 @@ pub async fn run(
     let admin = AdminServer::new(service::AdminService::new(
         engine.clone(),
         snapshotter.clone(),
-        metrics.clone(),
     ))
     .max_decoding_message_size(max);
     let orders = OrdersServer::new(service::Pending).max_decoding_message_size(max);
@@ -226,7 +225,7 @@ pub async fn run(
     };
     metrics_task.abort();
     let _ = metrics_task.await;
-    final_snapshot(&engine, &snapshotter, &metrics).await;
+    final_snapshot(&engine, &snapshotter).await;
     let flushing = engine.clone();
     let _ = tokio::task::spawn_blocking(move || flushing.shutdown()).await;
     let stats = engine.stats();
@@ -242,12 +241,8 @@ pub async fn run(
 /// next start replays no WAL. Failures are logged, never fatal: the WAL holds everything. A
 /// snapshot still running after [`limits::SHUTDOWN_SNAPSHOT_SECONDS`] is abandoned (the next
 /// start removes its temp file and replays the WAL instead).
-async fn final_snapshot(
-    engine: &Arc<Engine>,
-    snapshotter: &Arc<Snapshotter>,
-    metrics: &Arc<metrics::Metrics>,
-) {
-    let (engine, snapshotter, metrics) = (engine.clone(), snapshotter.clone(), metrics.clone());
+async fn final_snapshot(engine: &Arc<Engine>, snapshotter: &Arc<Snapshotter>) {
+    let (engine, snapshotter) = (engine.clone(), snapshotter.clone());
     let taking = tokio::task::spawn_blocking(move || {
         snapshotter.stop();
         let stats = engine.stats();
@@ -261,7 +256,6 @@ async fn final_snapshot(
             return Ok(None);
         }
         let result = snapshotter.take(&engine);
-        metrics.record_snapshot(result.as_ref().ok());
         result.map(Some)
     });
     let limit = Duration::from_secs(limits::SHUTDOWN_SNAPSHOT_SECONDS);

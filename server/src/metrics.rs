@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use engine::Engine;
 use prost::Message;
-use snapshotter::{SnapshotInfo, Snapshotter};
+use snapshotter::Snapshotter;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -73,12 +73,6 @@ pub struct Metrics {
     index: HashMap<String, usize>,
     pub connections_open: AtomicUsize,
     pub connections_refused: AtomicU64,
-    /// Snapshots taken / failed through the server (Admin `Snapshot`, clean shutdown).
-    snapshots_taken: AtomicU64,
-    snapshots_failed: AtomicU64,
-    /// The last snapshot's longest writer pause (µs) and file size.
-    snapshot_pause_max_micros: AtomicU64,
-    snapshot_bytes: AtomicU64,
     started: Instant,
 }
 
@@ -117,10 +111,6 @@ impl Metrics {
             index,
             connections_open: AtomicUsize::new(0),
             connections_refused: AtomicU64::new(0),
-            snapshots_taken: AtomicU64::new(0),
-            snapshots_failed: AtomicU64::new(0),
-            snapshot_pause_max_micros: AtomicU64::new(0),
-            snapshot_bytes: AtomicU64::new(0),
             started: Instant::now(),
         }
     }
@@ -146,23 +136,6 @@ impl Metrics {
             u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
-    }
-
-    /// Records a snapshot the server took (`Some`) or that failed (`None`).
-    pub fn record_snapshot(&self, taken: Option<&SnapshotInfo>) {
-        match taken {
-            Some(info) => {
-                self.snapshot_pause_max_micros.store(
-                    u64::try_from(info.pause_max.as_micros()).unwrap_or(u64::MAX),
-                    Ordering::Relaxed,
-                );
-                self.snapshot_bytes.store(info.bytes, Ordering::Relaxed);
-                self.snapshots_taken.fetch_add(1, Ordering::Relaxed);
-            }
-            None => {
-                self.snapshots_failed.fetch_add(1, Ordering::Relaxed);
-            }
-        }
     }
 
     /// The text exposition of every metric.
@@ -288,28 +261,26 @@ impl Metrics {
         metric(
             "inventory_snapshots_total",
             "counter",
-            "Snapshots taken through the server (Admin Snapshot, clean shutdown).",
-            self.snapshots_taken.load(Ordering::Relaxed).to_string(),
+            "Snapshots taken (periodic, Admin Snapshot, clean shutdown).",
+            snapshotter.stats().taken_total.to_string(),
         );
         metric(
             "inventory_snapshot_failures_total",
             "counter",
-            "Snapshots through the server that failed.",
-            self.snapshots_failed.load(Ordering::Relaxed).to_string(),
+            "Snapshots that failed.",
+            snapshotter.stats().failures_total.to_string(),
         );
         metric(
             "inventory_snapshot_pause_max_microseconds",
             "gauge",
             "The last snapshot's longest writer pause (one shard's lock during the cut), in microseconds.",
-            self.snapshot_pause_max_micros
-                .load(Ordering::Relaxed)
-                .to_string(),
+            snapshotter.stats().last_pause_max_micros.to_string(),
         );
         metric(
             "inventory_snapshot_bytes",
             "gauge",
-            "Size of the last snapshot file taken through the server.",
-            self.snapshot_bytes.load(Ordering::Relaxed).to_string(),
+            "Size of the last snapshot file.",
+            snapshotter.stats().last_bytes.to_string(),
         );
         metric(
             "inventory_connections_open",

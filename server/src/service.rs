@@ -15,7 +15,6 @@ use tonic::{Code, Request, Response, Status};
 use crate::auth::Caller;
 use crate::convert::{self, status};
 use crate::limits;
-use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct InventoryService {
@@ -237,7 +236,6 @@ impl pb::inventory_server::Inventory for InventoryService {
 pub struct AdminService {
     engine: Arc<Engine>,
     snapshotter: Arc<Snapshotter>,
-    metrics: Arc<Metrics>,
     /// One on-demand snapshot at a time holds a blocking thread; later calls wait here
     /// (asynchronously) and then take their own.
     taking: Arc<tokio::sync::Mutex<()>>,
@@ -245,11 +243,10 @@ pub struct AdminService {
 }
 
 impl AdminService {
-    pub fn new(engine: Arc<Engine>, snapshotter: Arc<Snapshotter>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(engine: Arc<Engine>, snapshotter: Arc<Snapshotter>) -> Self {
         Self {
             engine,
             snapshotter,
-            metrics,
             taking: Arc::new(tokio::sync::Mutex::new(())),
             started: Instant::now(),
         }
@@ -291,7 +288,6 @@ impl pb::admin_server::Admin for AdminService {
         let taken = tokio::task::spawn_blocking(move || snapshotter.take(&engine))
             .await
             .map_err(|e| Status::internal(format!("snapshot task failed: {e}")))?;
-        self.metrics.record_snapshot(taken.as_ref().ok());
         match taken {
             Ok(info) => Ok(Response::new(pb::SnapshotResponse {
                 lsn: info.lsn,

@@ -77,8 +77,18 @@ pub struct LoadReport {
     pub skipped: Vec<(PathBuf, String)>,
 }
 
+/// Counters for metrics, covering periodic, on-demand and shutdown snapshots alike.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SnapshotStats {
+    pub taken_total: u64,
+    pub failures_total: u64,
+    pub last_bytes: u64,
+    pub last_pause_max_micros: u64,
+}
+
 pub struct Snapshotter {
     config: SnapshotterConfig,
+    stats: Mutex<SnapshotStats>,
     consumers_path: PathBuf,
     consumers: Mutex<BTreeMap<String, ConsumerCursor>>,
     /// Serialises snapshot taking (periodic, on demand, shutdown).
@@ -103,6 +113,7 @@ impl Snapshotter {
         let newest = list(&config.dir).last().map(|(lsn, _)| *lsn).unwrap_or(0);
         Self {
             config,
+            stats: Mutex::new(SnapshotStats::default()),
             consumers_path,
             consumers: Mutex::new(consumers),
             taking: Mutex::new(()),
@@ -139,11 +150,16 @@ impl Snapshotter {
         for (_, path) in list(&self.config.dir).into_iter().rev() {
             match file::load(&path) {
                 Ok(data) => {
+                    self.newest_lsn.store(data.lsn_start, Ordering::Release);
                     report.used = Some(path);
                     return (Some(data), report);
                 }
                 Err(reason) => {
-                    tracing::warn!(file = %path.display(), %reason, "skipping damaged snapshot");
+                    // Set aside (not deleted: evidence for the operator) so it no longer counts
+                    // as the newest or towards `keep`, and WAL retention follows the one used.
+                    let aside = path.with_extension("snap.damaged");
+                    let _ = std::fs::rename(&path, &aside);
+                    tracing::warn!(file = %path.display(), %reason, "damaged snapshot set aside");
                     report.skipped.push((path, reason));
                 }
             }
@@ -153,6 +169,24 @@ impl Snapshotter {
 
     /// Takes a snapshot now: cut, write, keep the last K, delete what the WAL no longer needs.
     pub fn take(&self, engine: &Engine) -> Result<SnapshotInfo, String> {
+        let result = self.take_inner(engine);
+        let mut stats = self.stats.lock();
+        match &result {
+            Ok(info) => {
+                stats.taken_total += 1;
+                stats.last_bytes = info.bytes;
+                stats.last_pause_max_micros = info.pause_max.as_micros() as u64;
+            }
+            Err(_) => stats.failures_total += 1,
+        }
+        result
+    }
+
+    pub fn stats(&self) -> SnapshotStats {
+        *self.stats.lock()
+    }
+
+    fn take_inner(&self, engine: &Engine) -> Result<SnapshotInfo, String> {
         let _taking = self.taking.lock();
         let (data, cut) = engine.cut_snapshot().map_err(|e| e.to_string())?;
         let written = Instant::now();

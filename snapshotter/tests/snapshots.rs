@@ -188,8 +188,15 @@ fn damaged_newest_snapshot_falls_back_to_the_previous_one() {
     // A half-written temp file from an interrupted snapshot is ignored too.
     std::fs::write(second.path.with_extension("snap.tmp"), b"INVSNAP\npartial").expect("temp");
 
-    let (engine, _, report) = open(dir.path());
+    let (engine, snapshots, report) = open(dir.path());
     assert_eq!(report.snapshot.used.as_deref(), Some(first.path.as_path()));
+    assert_eq!(
+        snapshots.snapshot_lsn(),
+        first.lsn,
+        "the snapshot in use is the newest now"
+    );
+    assert!(!second.path.exists(), "the damaged file is set aside");
+    assert!(second.path.with_extension("snap.damaged").exists());
     assert_eq!(
         report.snapshot.skipped.len(),
         2,
