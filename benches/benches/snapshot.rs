@@ -1,0 +1,85 @@
+//! Snapshots at scale: 1M SKUs + 1M live holds — the cut's writer pause and the full write
+//! time — and a restart from that snapshot plus a 100k-record WAL tail (target ≤ 2 s).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use benches::{engine_with_stock, release, reserve, sku};
+use criterion::{Criterion, criterion_group, criterion_main};
+use engine::{EngineConfig, SyncMode, SystemClock};
+use snapshotter::{SnapshotterConfig, open_engine};
+
+const SKUS: usize = 1_000_000;
+const HOLDS: usize = 1_000_000;
+const TAIL: usize = 100_000;
+
+fn snapshot(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = engine_with_stock(dir.path(), SyncMode::None, 2, SKUS);
+    for i in 0..HOLDS {
+        engine
+            .submit(reserve(format!("hold-{i}"), sku(i % SKUS)))
+            .result
+            .expect("hold");
+    }
+    let mut snap_config = SnapshotterConfig::new(dir.path());
+    snap_config.keep = 2;
+    let snapshots = snapshotter::Snapshotter::new(snap_config.clone(), dir.path());
+    let mut group = c.benchmark_group("snapshot");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(30));
+    let mut pauses = Vec::new();
+    group.bench_function("take_1m_skus_1m_holds", |b| {
+        b.iter(|| {
+            let info = snapshots.take(&engine).expect("take");
+            pauses.push(info.pause_max);
+            info.bytes
+        })
+    });
+    pauses.sort();
+    if let Some(max) = pauses.last() {
+        println!(
+            "writer pause per shard during the cut: median {:?}, max {:?} over {} snapshots",
+            pauses[pauses.len() / 2],
+            max,
+            pauses.len()
+        );
+    }
+    // The WAL tail after the newest snapshot: reserve/release pairs.
+    for i in 0..TAIL / 2 {
+        let id = format!("tail-{i}");
+        engine
+            .submit(reserve(id.clone(), sku(i)))
+            .result
+            .expect("reserve");
+        engine.submit(release(id)).result.expect("release");
+    }
+    engine
+        .wait_durable(engine.stats().last_lsn)
+        .expect("durable");
+    engine.shutdown();
+    drop(engine);
+    group.bench_function("restart_snapshot_plus_100k_tail", |b| {
+        b.iter_with_large_drop(|| {
+            let mut config = EngineConfig::new(dir.path());
+            config.wal.sync = SyncMode::None;
+            config.expiry_sweeper = false;
+            let started = Instant::now();
+            let (engine, snapshots, report) = open_engine(
+                config,
+                snap_config.clone(),
+                Arc::new(engine::wal::fs::StdFs),
+                Arc::new(SystemClock),
+            )
+            .expect("open");
+            assert!(report.snapshot.used.is_some());
+            assert!(report.wal.records_replayed as usize >= TAIL);
+            let _ = started;
+            (engine, snapshots)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, snapshot);
+criterion_main!(benches);
