@@ -24,6 +24,7 @@ use crate::event::{Event, Record};
 use crate::ledger::apply::{self, Ctx, Locked};
 use crate::ledger::decide::{self, Decision};
 use crate::ledger::shard::{Retention, Router, Shard, SkuCell};
+use crate::ledger::shard_set::ShardSet;
 use crate::ledger::validate;
 use crate::limits;
 use crate::model::{Line, Op, OpOutput, Product, Reservation, StockLevel};
@@ -192,9 +193,9 @@ impl Engine {
         }
     }
 
-    fn lock(&self, shards: &BTreeSet<usize>) -> Locked<'_> {
+    fn lock(&self, shards: &ShardSet) -> Locked<'_> {
         Locked {
-            guards: shards.iter().map(|&i| (i, self.shards[i].lock())).collect(),
+            guards: shards.iter().map(|i| (i, self.shards[i].lock())).collect(),
         }
     }
 
@@ -204,7 +205,7 @@ impl Engine {
         if record.events.is_empty() {
             return Err("record without events".into());
         }
-        let mut shards = BTreeSet::new();
+        let mut shards = ShardSet::default();
         for event in &record.events {
             self.event_shards(event, &mut shards);
         }
@@ -218,7 +219,7 @@ impl Engine {
         Ok(())
     }
 
-    fn event_shards(&self, event: &Event, out: &mut BTreeSet<usize>) {
+    fn event_shards(&self, event: &Event, out: &mut ShardSet) {
         let r = &self.router;
         match event {
             Event::ProductUpserted { sku, .. } => {
@@ -305,7 +306,7 @@ impl Engine {
             // known (or changed) when the shard set was computed, lock again with the right set.
             if let Op::Commit { reservation_id, .. } | Op::Release { reservation_id } = &op {
                 self.hold_shards(&mut locked, reservation_id, now, &mut shards);
-                if shards.iter().any(|s| !locked.holds(*s)) {
+                if shards.iter().any(|s| !locked.holds(s)) {
                     continue;
                 }
             }
@@ -357,9 +358,9 @@ impl Engine {
         lsn
     }
 
-    fn op_shards(&self, op: &Op, now: u64) -> BTreeSet<usize> {
+    fn op_shards(&self, op: &Op, now: u64) -> ShardSet {
         let r = &self.router;
-        let mut out = BTreeSet::new();
+        let mut out = ShardSet::default();
         match op {
             Op::UpsertProduct { sku, .. } => {
                 out.insert(r.of(sku));
@@ -396,7 +397,7 @@ impl Engine {
     }
 
     /// Adds the shards of a hold's SKUs to `out` (reads the hold from its locked home shard).
-    fn hold_shards(&self, locked: &mut Locked, id: &str, now: u64, out: &mut BTreeSet<usize>) {
+    fn hold_shards(&self, locked: &mut Locked, id: &str, now: u64, out: &mut ShardSet) {
         let home = self.router.of(id);
         if let Some(entry) = locked.shard(home).reservation(id, now, self.retention) {
             out.extend(entry.lines.iter().map(|l| self.router.of(&l.sku)));
@@ -429,7 +430,7 @@ impl Engine {
 
     fn expire_one(&self, id: &str, now: u64) -> bool {
         let ctx = self.ctx();
-        let mut shards = BTreeSet::from([self.router.of(id)]);
+        let mut shards = ShardSet::one(self.router.of(id));
         {
             let mut home = self.lock(&shards);
             self.hold_shards(&mut home, id, now, &mut shards);

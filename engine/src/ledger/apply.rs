@@ -18,6 +18,7 @@ use super::shard::{
     IdKind, ProductInfo, ReservationEntry, Retention, Router, Shard, SkuCell, SkuEntry,
     StockOpEntry,
 };
+use super::shard_set::ShardSet;
 use crate::event::Event;
 use crate::limits;
 use crate::model::{Line, ReservationState};
@@ -226,7 +227,15 @@ pub fn apply(
                 created_lsn: lsn,
                 lsn,
             };
-            index_hold(ctx, locked, reservation_id, &entry, true);
+            let foreign = foreign_shards(ctx, reservation_id, lines);
+            index_hold(
+                ctx,
+                locked,
+                reservation_id,
+                (*expires_at_ms, lsn),
+                foreign,
+                true,
+            );
             locked
                 .shard(home)
                 .reservations
@@ -366,30 +375,41 @@ fn merge<'a>(lines: impl Iterator<Item = &'a Line>) -> Vec<Line> {
         .collect()
 }
 
-/// Adds (or removes) an active hold to the expiry indexes: its home shard's by deadline, and a
-/// deadline count in every other shard holding one of its SKUs.
-pub fn index_hold(ctx: &Ctx, locked: &mut Locked, id: &str, entry: &ReservationEntry, add: bool) {
+/// The shards other than its home that hold one of a hold's SKUs.
+pub fn foreign_shards(ctx: &Ctx, id: &str, lines: &[Line]) -> ShardSet {
     let home = ctx.router.of(id);
-    let key = (entry.expires_at_ms, entry.created_lsn);
+    let mut set = ShardSet::default();
+    set.extend(
+        lines
+            .iter()
+            .map(|l| ctx.router.of(&l.sku))
+            .filter(|&s| s != home),
+    );
+    set
+}
+
+/// Adds (or removes) an active hold to the expiry indexes: its home shard's by
+/// `(deadline, creating LSN)`, and a deadline count in every `foreign` shard.
+pub fn index_hold(
+    ctx: &Ctx,
+    locked: &mut Locked,
+    id: &str,
+    key: (u64, u64),
+    foreign: ShardSet,
+    add: bool,
+) {
+    let home = ctx.router.of(id);
     if add {
         locked.shard(home).expiry.insert(key, id.to_string());
     } else {
         locked.shard(home).expiry.remove(&key);
     }
-    let mut foreign: Vec<usize> = entry
-        .lines
-        .iter()
-        .map(|l| ctx.router.of(&l.sku))
-        .filter(|&s| s != home)
-        .collect();
-    foreign.sort_unstable();
-    foreign.dedup();
-    for shard in foreign {
+    for shard in foreign.iter() {
         let shard = locked.shard(shard);
         if add {
-            shard.add_foreign_deadline(entry.expires_at_ms);
+            shard.add_foreign_deadline(key.0);
         } else {
-            shard.remove_foreign_deadline(entry.expires_at_ms);
+            shard.remove_foreign_deadline(key.0);
         }
     }
 }
@@ -430,32 +450,38 @@ fn end_hold(
         entry.publish();
     }
     let home = ctx.router.of(id);
-    let entry = locked
-        .shard(home)
-        .reservations
-        .get(id)
-        .ok_or_else(|| format!("unknown reservation {id}"))?
-        .clone();
-    if entry.lsn >= lsn {
-        return Ok(());
-    }
-    if entry.state != ReservationState::Active {
-        return Err(format!("reservation {id} is {}", entry.state.name()));
-    }
-    let due = at_ms >= entry.expires_at_ms;
-    if due != (state == ReservationState::Expired) {
-        return Err(format!(
-            "reservation {id}: {} at {at_ms} with deadline {}",
-            state.name(),
-            entry.expires_at_ms
-        ));
-    }
-    if merge(entry.lines.iter()) != merge(held.iter()) {
-        return Err(format!(
-            "reservation {id}: the record's lines differ from what is held"
-        ));
-    }
-    index_hold(ctx, locked, id, &entry, false);
+    let (key, foreign) = {
+        let entry = locked
+            .shard(home)
+            .reservations
+            .get(id)
+            .ok_or_else(|| format!("unknown reservation {id}"))?;
+        if entry.lsn >= lsn {
+            return Ok(());
+        }
+        if entry.state != ReservationState::Active {
+            return Err(format!("reservation {id} is {}", entry.state.name()));
+        }
+        let due = at_ms >= entry.expires_at_ms;
+        if due != (state == ReservationState::Expired) {
+            return Err(format!(
+                "reservation {id}: {} at {at_ms} with deadline {}",
+                state.name(),
+                entry.expires_at_ms
+            ));
+        }
+        // Both are sorted by SKU, each SKU once, no zero quantities.
+        if entry.lines != held {
+            return Err(format!(
+                "reservation {id}: the record's lines differ from what is held"
+            ));
+        }
+        (
+            (entry.expires_at_ms, entry.created_lsn),
+            foreign_shards(ctx, id, &entry.lines),
+        )
+    };
+    index_hold(ctx, locked, id, key, foreign, false);
     let shard = locked.shard(home);
     let stored = shard.reservations.get_mut(id).expect("present above");
     stored.state = state;

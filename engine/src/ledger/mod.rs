@@ -4,5 +4,6 @@
 pub mod apply;
 pub mod decide;
 pub mod shard;
+pub mod shard_set;
 pub mod table;
 pub mod validate;
