@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use benches::{XorShift, engine_with_stock, release, reserve, sku};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use engine::engine::default_shards;
 use engine::{Engine, SyncMode};
 
 static RUN: AtomicU64 = AtomicU64::new(0);
@@ -44,14 +45,19 @@ fn in_process(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.measurement_time(Duration::from_secs(5));
     let dir = tempfile::tempdir().expect("tempdir");
-    let hot = engine_with_stock(&dir.path().join("hot"), SyncMode::Off, 2, 1);
+    let hot = engine_with_stock(&dir.path().join("hot"), SyncMode::Off, default_shards(), 1);
     group.bench_function("reserve_release_pair/hot_sku_1_thread", |b| {
         b.iter_custom(|iters| pairs(&hot, 1, iters, 1))
     });
     group.bench_function("reserve_release_pair/hot_sku_2_threads", |b| {
         b.iter_custom(|iters| pairs(&hot, 2, iters, 1))
     });
-    let spread = engine_with_stock(&dir.path().join("spread"), SyncMode::Off, 2, 100_000);
+    let spread = engine_with_stock(
+        &dir.path().join("spread"),
+        SyncMode::Off,
+        default_shards(),
+        100_000,
+    );
     group.bench_function("reserve_release_pair/uniform_100k_skus_2_threads", |b| {
         b.iter_custom(|iters| pairs(&spread, 2, iters, 100_000))
     });
@@ -64,7 +70,7 @@ fn durable(c: &mut Criterion) {
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(10));
     let dir = tempfile::tempdir().expect("tempdir");
-    let engine = engine_with_stock(dir.path(), SyncMode::Fsync, 2, 10_000);
+    let engine = engine_with_stock(dir.path(), SyncMode::Fsync, default_shards(), 10_000);
     const SUBMITTERS: usize = 128;
     let latencies = Arc::new(parking_latencies::Latencies::default());
     group.bench_function(format!("reserve_or_release/{SUBMITTERS}_submitters"), |b| {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use benches::{engine_with_stock, release, reserve, sku};
 use criterion::{Criterion, criterion_group, criterion_main};
+use engine::engine::default_shards;
 use engine::{EngineConfig, SyncMode, SystemClock};
 use snapshotter::{SnapshotterConfig, open_engine};
 
@@ -15,7 +16,7 @@ const TAIL: usize = 100_000;
 
 fn snapshot(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let engine = engine_with_stock(dir.path(), SyncMode::None, 2, SKUS);
+    let engine = engine_with_stock(dir.path(), SyncMode::None, default_shards(), SKUS);
     for i in 0..HOLDS {
         engine
             .submit(reserve(format!("hold-{i}"), sku(i % SKUS)))

@@ -1,4 +1,4 @@
-//! Quick throughput probe outside criterion: `cargo run --release -p benches --example pairs -- THREADS SKUS PAIRS`.
+//! Quick throughput probe outside criterion: `cargo run --release -p benches --example pairs -- THREADS SKUS PAIRS [SHARDS]`.
 use std::time::Instant;
 
 use benches::{engine_with_stock, release, reserve, sku};
@@ -10,8 +10,12 @@ fn main() {
         .map(|a| a.parse().expect("number"))
         .collect();
     let (threads, skus, pairs) = (args[0], args[1], args[2]);
+    let shards = args
+        .get(3)
+        .copied()
+        .unwrap_or_else(engine::engine::default_shards);
     let dir = tempfile::tempdir().expect("tempdir");
-    let engine = engine_with_stock(dir.path(), SyncMode::Off, 2, skus);
+    let engine = engine_with_stock(dir.path(), SyncMode::Off, shards, skus);
     let started = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|t| {

@@ -88,6 +88,18 @@ impl Engine {
             taken_at_ms: self.clock.now_ms(),
             ..SnapshotData::default()
         };
+        // Size the output once (a glance at each shard's counts) so it never reallocates.
+        let (mut skus, mut holds, mut ops) = (0, 0, 0);
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            skus += shard.skus.len();
+            holds += shard.reservations.len();
+            ops += shard.receipts.len() + shard.adjustments.len();
+        }
+        let slack = CHUNK_SLOTS * self.shards.len();
+        data.skus.reserve(skus + slack);
+        data.reservations.reserve(holds + slack);
+        data.receipts.reserve(ops + slack);
         let mut pause_max = Duration::ZERO;
         for shard in self.shards.iter() {
             let mut slot = 0;
@@ -160,12 +172,27 @@ impl Engine {
         for op in data.adjustments {
             loads[self.router.of(&op.id)].adjustments.push(op);
         }
-        // Each shard thread returns the deadlines its active holds leave in *other* shards.
+        // One thread per core, each filling a share of the shards; each returns the deadlines
+        // its active holds leave in *other* shards.
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .min(shards);
+        let mut groups: Vec<Vec<(usize, ShardLoad)>> = (0..threads).map(|_| Vec::new()).collect();
+        for (index, load) in loads.into_iter().enumerate() {
+            groups[index % threads].push((index, load));
+        }
         let foreign: Vec<Vec<(usize, u64)>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = loads
+            let handles: Vec<_> = groups
                 .into_iter()
-                .enumerate()
-                .map(|(index, load)| scope.spawn(move || self.restore_shard(index, load)))
+                .map(|group| {
+                    scope.spawn(move || {
+                        group
+                            .into_iter()
+                            .flat_map(|(index, load)| self.restore_shard(index, load))
+                            .collect::<Vec<_>>()
+                    })
+                })
                 .collect();
             handles
                 .into_iter()

@@ -37,7 +37,7 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineSettings {
-    /// Ledger shards; 0 = one per CPU.
+    /// Ledger shards (lock domains); 0 = the engine's default, 8 per CPU (at most 256).
     pub shards: usize,
     /// `fsync` (default; replies wait for fdatasync) or `none` (UNSAFE: no fsync at all).
     pub sync: String,
