@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use benches::{XorShift, engine_with_stock, release, reserve, sku};
+use benches::{XorShift, engine_with_stock, release, reserve, reserve_release_pairs, sku};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use engine::engine::default_shards;
 use engine::{Engine, SyncMode};
@@ -15,29 +15,7 @@ static RUN: AtomicU64 = AtomicU64::new(0);
 /// Runs `iters` reserve+release pairs split over `threads` threads; returns the wall time.
 fn pairs(engine: &Arc<Engine>, threads: usize, iters: u64, skus: usize) -> Duration {
     let run = RUN.fetch_add(1, Ordering::Relaxed);
-    let per_thread = iters.div_ceil(threads as u64);
-    let started = Instant::now();
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
-            let engine = engine.clone();
-            std::thread::spawn(move || {
-                let mut rng = XorShift(0x9e37_79b9 + t as u64);
-                for i in 0..per_thread {
-                    let id = format!("{run}-{t}-{i}");
-                    let s = sku(if skus == 1 { 0 } else { rng.next_below(skus) });
-                    engine
-                        .submit(reserve(id.clone(), s))
-                        .result
-                        .expect("reserve");
-                    engine.submit(release(id)).result.expect("release");
-                }
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().expect("thread");
-    }
-    started.elapsed()
+    reserve_release_pairs(engine, threads, iters, skus, run)
 }
 
 fn in_process(c: &mut Criterion) {

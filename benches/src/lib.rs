@@ -61,6 +61,41 @@ pub fn release(id: String) -> Op {
     Op::Release { reservation_id: id }
 }
 
+/// Runs `pairs` reserve+release pairs (WAL state as configured, no durability wait) split over
+/// `threads` threads, on one SKU or uniformly over `skus`; returns the wall time. `run` keeps
+/// ids unique across calls on one engine.
+pub fn reserve_release_pairs(
+    engine: &Arc<Engine>,
+    threads: usize,
+    pairs: u64,
+    skus: usize,
+    run: u64,
+) -> std::time::Duration {
+    let per_thread = pairs.div_ceil(threads as u64);
+    let started = std::time::Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                let mut rng = XorShift(0x9e37_79b9 + t as u64);
+                for i in 0..per_thread {
+                    let id = format!("{run}-{t}-{i}");
+                    let s = sku(if skus == 1 { 0 } else { rng.next_below(skus) });
+                    engine
+                        .submit(reserve(id.clone(), s))
+                        .result
+                        .expect("reserve");
+                    engine.submit(release(id)).result.expect("release");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("thread");
+    }
+    started.elapsed()
+}
+
 /// Small deterministic generator (xorshift) so benches need no RNG crate.
 pub struct XorShift(pub u64);
 

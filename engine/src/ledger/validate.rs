@@ -10,33 +10,22 @@ use crate::model::{Line, Op};
 /// A client id: 1..=ID_BYTES_MAX bytes, no control characters (NUL-prefixed keys are reserved
 /// for the engine's own id spaces).
 pub fn id(field: &str, value: &str) -> Result<()> {
-    if value.is_empty() {
-        return Err(invalid(format!("{field} must not be empty")));
-    }
-    if value.len() > limits::ID_BYTES_MAX {
-        return Err(invalid(format!(
-            "{field} is {} bytes, at most {} allowed",
-            value.len(),
-            limits::ID_BYTES_MAX
-        )));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(invalid(format!(
-            "{field} must not contain control characters"
-        )));
-    }
-    Ok(())
+    key(field, value, limits::ID_BYTES_MAX)
 }
 
+/// A SKU: 1..=SKU_BYTES_MAX bytes of UTF-8, no control characters.
 pub fn sku(field: &str, value: &str) -> Result<()> {
+    key(field, value, limits::SKU_BYTES_MAX)
+}
+
+fn key(field: &str, value: &str, bytes_max: usize) -> Result<()> {
     if value.is_empty() {
         return Err(invalid(format!("{field} must not be empty")));
     }
-    if value.len() > limits::SKU_BYTES_MAX {
+    if value.len() > bytes_max {
         return Err(invalid(format!(
-            "{field} {value:?} is {} bytes, at most {} allowed",
-            value.len(),
-            limits::SKU_BYTES_MAX
+            "{field} is {} bytes, at most {bytes_max} allowed",
+            value.len()
         )));
     }
     if value.chars().any(char::is_control) {
