@@ -303,13 +303,33 @@ impl Engine {
             };
         }
         let ctx = self.ctx();
+        let mut stuck = 0;
         loop {
             let now = self.clock.now_ms();
             let mut shards = self.op_shards(&op, now);
             let mut locked = self.lock(&shards);
             if locked.next_expiry_ms().is_some_and(|due| due <= now) {
                 drop(locked);
-                self.expire_due(now);
+                // Another op may have expired it first (then the next pass finds nothing due);
+                // but if passes keep expiring nothing, the log has failed (expiry records cannot
+                // be written) or an index is stale. Never spin: refuse, naming why.
+                stuck = if self.expire_due(now) == 0 {
+                    stuck + 1
+                } else {
+                    0
+                };
+                if stuck >= 3 {
+                    let reason = self.failure().map_or_else(
+                        || EngineError::Internal("a due hold could not be expired".into()),
+                        |f| {
+                            EngineError::Unavailable(format!("storage failed, writes stopped: {f}"))
+                        },
+                    );
+                    return Submitted {
+                        result: Err(reason),
+                        wait_lsn: 0,
+                    };
+                }
                 continue;
             }
             // A commit or release touches the SKUs of the hold; if the hold's lines were not

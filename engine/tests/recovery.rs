@@ -177,15 +177,19 @@ fn fsync_failure_stops_writes_and_acknowledges_nothing_more() {
     let fs = Arc::new(FaultyFs {
         faults: faults.clone(),
     });
+    let clock = ManualClock::new(1_000);
     let engine = common::open_fs(
         common::config(dir.path(), 2, SyncMode::Fsync),
         fs,
-        Arc::new(ManualClock::new(1_000)),
+        Arc::new(clock.clone()),
     );
     engine.execute(common::product("A")).expect("product");
     engine
         .execute(common::receive("r1", "A", 10))
         .expect("receive");
+    engine
+        .execute(common::reserve("h1", &[("A", 1)], 1))
+        .expect("hold");
     assert!(faults.syncs.load(Ordering::SeqCst) > 0);
     faults.fail_sync.store(true, Ordering::SeqCst);
     let err = engine
@@ -199,6 +203,14 @@ fn fsync_failure_stops_writes_and_acknowledges_nothing_more() {
     assert!(matches!(err, EngineError::Unavailable(_)), "{err:?}");
     assert!(engine.stats().failed);
     assert!(engine.get_stock("A").is_ok());
+    // A hold falls due while writes are stopped: its expiry cannot be logged, and nothing
+    // spins waiting for it — reads answer, writes are refused.
+    clock.advance_ms(5_000);
+    assert!(engine.get_stock("A").is_ok());
+    let err = engine
+        .execute(common::release("h1"))
+        .expect_err("writes stopped");
+    assert!(matches!(err, EngineError::Unavailable(_)), "{err:?}");
     engine.shutdown();
     drop(engine);
     let (engine, _) = Engine::open(
