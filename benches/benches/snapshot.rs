@@ -2,7 +2,7 @@
 //! time — and a restart from that snapshot plus a 100k-record WAL tail (target ≤ 2 s).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use benches::{engine_with_stock, release, reserve, sku};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -65,7 +65,6 @@ fn snapshot(c: &mut Criterion) {
             let mut config = EngineConfig::new(dir.path());
             config.wal.sync = SyncMode::None;
             config.expiry_sweeper = false;
-            let started = Instant::now();
             let (engine, snapshots, report) = open_engine(
                 config,
                 snap_config.clone(),
@@ -75,7 +74,6 @@ fn snapshot(c: &mut Criterion) {
             .expect("open");
             assert!(report.snapshot.used.is_some());
             assert!(report.wal.records_replayed as usize >= TAIL);
-            let _ = started;
             (engine, snapshots)
         })
     });
