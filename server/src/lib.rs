@@ -10,6 +10,7 @@ pub mod limits;
 pub mod metrics;
 pub mod net;
 pub mod service;
+pub mod watch;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -147,7 +148,8 @@ pub async fn run(
     ))
     .max_decoding_message_size(max);
     let orders = OrdersServer::new(service::Pending).max_decoding_message_size(max);
-    let alerts = AlertsServer::new(service::Pending).max_decoding_message_size(max);
+    let alerts = AlertsServer::new(service::AlertsService::new(engine.clone()))
+        .max_decoding_message_size(max);
     let reports = ReportsServer::new(service::Pending).max_decoding_message_size(max);
 
     let (health_reporter, health) = tonic_health::server::health_reporter();

@@ -59,3 +59,10 @@ pub const METRICS_CONNECTIONS_MAX: usize = 16;
 
 /// Longest `authorization` header accepted, in bytes.
 pub const TOKEN_BYTES_MAX: usize = 4096;
+
+/// Events buffered per `WatchEvents` stream. A consumer that lets the buffer fill is ended with
+/// RESOURCE_EXHAUSTED naming the last (lsn, index) it was given, and resumes from there: a slow
+/// consumer never holds the server's memory or the ledger.
+pub const WATCH_EVENTS_BUFFER: usize = 4096;
+/// WAL records read per batch by a `WatchEvents` stream.
+pub const WATCH_EVENTS_RECORDS_PER_READ: usize = 1024;

@@ -469,3 +469,62 @@ impl pb::reports_server::Reports for Pending {
         Err(todo("Reports/Query", REPORTS))
     }
 }
+
+/// `Alerts`: `WatchEvents` streams the change feed; the alert and notification RPCs arrive with
+/// their issues (they answer as [`Pending`] does until then).
+pub struct AlertsService {
+    engine: Arc<Engine>,
+}
+
+impl AlertsService {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self { engine }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::alerts_server::Alerts for AlertsService {
+    async fn list_alerts(
+        &self,
+        req: Request<pb::ListAlertsRequest>,
+    ) -> Result<Response<pb::ListAlertsResponse>, Status> {
+        Pending.list_alerts(req).await
+    }
+    async fn list_purchase_orders(
+        &self,
+        req: Request<pb::ListPurchaseOrdersRequest>,
+    ) -> Result<Response<pb::ListPurchaseOrdersResponse>, Status> {
+        Pending.list_purchase_orders(req).await
+    }
+    type WatchEventsStream = BoxStream<pb::Event>;
+    async fn watch_events(
+        &self,
+        req: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let req = req.into_inner();
+        let from = crate::watch::start(&self.engine, &req)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(limits::WATCH_EVENTS_BUFFER);
+        tokio::spawn(crate::watch::feed(self.engine.clone(), from, req.kinds, tx));
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+    async fn list_notifications(
+        &self,
+        req: Request<pb::ListNotificationsRequest>,
+    ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
+        Pending.list_notifications(req).await
+    }
+    async fn update_purchase_order(
+        &self,
+        req: Request<pb::UpdatePurchaseOrderRequest>,
+    ) -> Result<Response<pb::PurchaseOrder>, Status> {
+        Pending.update_purchase_order(req).await
+    }
+    async fn retry_notification(
+        &self,
+        req: Request<pb::RetryNotificationRequest>,
+    ) -> Result<Response<pb::Notification>, Status> {
+        Pending.retry_notification(req).await
+    }
+}

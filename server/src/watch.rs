@@ -1,0 +1,118 @@
+//! `Alerts.WatchEvents`: the change feed (the WAL itself) as a gRPC stream — durable events only,
+//! in LSN order, from any retained (lsn, index), then live ones as they become durable.
+
+use std::sync::Arc;
+
+use engine::{Engine, Record};
+use proto::inventory::v1 as pb;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tonic::Status;
+
+use crate::convert;
+use crate::limits;
+
+/// Where a stream starts, after checking the request against what the WAL retains.
+pub fn start(engine: &Engine, req: &pb::WatchEventsRequest) -> Result<(u64, u32), Status> {
+    let wal = engine.wal().ok_or_else(|| {
+        Status::unavailable("the change feed needs the WAL (sync = off has none)")
+    })?;
+    let oldest = wal.oldest_lsn();
+    if req.from_lsn == 0 {
+        return Ok((oldest, 0));
+    }
+    if req.from_lsn < oldest {
+        return Err(Status::out_of_range(format!(
+            "from_lsn {} is no longer retained; the oldest available is {oldest}",
+            req.from_lsn
+        )));
+    }
+    Ok((req.from_lsn, req.from_index))
+}
+
+/// Feeds `tx` until the client goes away, the buffer overflows, or the WAL cannot be read.
+pub async fn feed(
+    engine: Arc<Engine>,
+    from: (u64, u32),
+    kinds: Vec<String>,
+    tx: mpsc::Sender<Result<pb::Event, Status>>,
+) {
+    let Some(wal) = engine.wal() else { return };
+    let mut durable = wal.subscribe_durable();
+    let Some(mut cursor) = engine.feed(from.0) else {
+        return;
+    };
+    let mut last: Option<(u64, u32)> = None;
+    loop {
+        // File reads block: do them off the runtime's worker threads.
+        let read = tokio::task::spawn_blocking(move || {
+            let batch = cursor.next_batch(limits::WATCH_EVENTS_RECORDS_PER_READ);
+            (cursor, batch)
+        })
+        .await;
+        let Ok((returned, batch)) = read else { return };
+        cursor = returned;
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                let _ = tx.send(Err(Status::out_of_range(e.to_string()))).await;
+                return;
+            }
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                changed = durable.changed() => if changed.is_err() { return },
+                () = tx.closed() => return,
+            }
+            continue;
+        }
+        for (lsn, payload) in batch {
+            let record = match Record::decode(&payload) {
+                Ok(record) => record,
+                Err(e) => {
+                    let _ = tx
+                        .send(Err(Status::internal(format!(
+                            "WAL record {lsn} undecodable: {e}"
+                        ))))
+                        .await;
+                    return;
+                }
+            };
+            for (index, event) in record.events.iter().enumerate() {
+                let index = index as u32;
+                if lsn == from.0 && index < from.1 {
+                    continue;
+                }
+                if !kinds.is_empty() && !kinds.iter().any(|k| k == event.kind()) {
+                    continue;
+                }
+                let message = pb::Event {
+                    lsn,
+                    index,
+                    at: convert::timestamp(record.at_ms),
+                    kind: event.kind().to_string(),
+                    subject: event.subject().to_string(),
+                    json: event.to_json(),
+                };
+                match tx.try_send(Ok(message)) {
+                    Ok(()) => last = Some((lsn, index)),
+                    Err(TrySendError::Closed(_)) => return,
+                    Err(TrySendError::Full(_)) => {
+                        let position = match last {
+                            Some((lsn, index)) => format!("lsn {lsn}, index {index}"),
+                            None => "nothing yet".to_string(),
+                        };
+                        let _ = tx
+                            .send(Err(Status::resource_exhausted(format!(
+                                "consumer too slow for the server's buffer of {} events; last delivered: \
+                                 {position}; resume from the next one",
+                                limits::WATCH_EVENTS_BUFFER
+                            ))))
+                            .await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
