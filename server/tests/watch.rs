@@ -87,3 +87,41 @@ async fn watch_events_streams_the_durable_feed_then_live_events() {
     let mut resumed = watch(&server, 2, 1, &[]).await;
     assert_eq!(next(&mut resumed).await.lsn, 3);
 }
+
+#[tokio::test]
+async fn watch_events_from_a_deleted_lsn_is_out_of_range_naming_the_oldest() {
+    let dir = tempfile::tempdir().unwrap();
+    // Small segments, so two snapshots let the start of the WAL be deleted.
+    let opts = Opts::default().env("INVENTORY_SEGMENT_BYTES", "4096");
+    let server = Server::start(&dir.path().join("data"), opts);
+    let mut inv = server.inventory().await;
+    inv.upsert("A", 0).await.unwrap();
+    for i in 0..200 {
+        inv.receive(&format!("r{i}"), "A", 1).await.unwrap();
+    }
+    server.snapshot().await.unwrap();
+    inv.receive("last", "A", 1).await.unwrap();
+    server.snapshot().await.unwrap();
+
+    let err = pb::alerts_client::AlertsClient::new(server.channel().await)
+        .watch_events(pb::WatchEventsRequest {
+            from_lsn: 1,
+            from_index: 0,
+            kinds: vec![],
+        })
+        .await
+        .expect_err("LSN 1 is gone");
+    assert_eq!(err.code(), tonic::Code::OutOfRange, "{err:?}");
+    let oldest: u64 = err
+        .message()
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("message names the oldest LSN: {}", err.message()));
+    assert!(oldest > 1);
+    // From 0 (= the oldest retained) the feed starts exactly there.
+    let mut stream = watch(&server, 0, 0, &[]).await;
+    assert_eq!(next(&mut stream).await.lsn, oldest);
+    let mut from_oldest = watch(&server, oldest, 0, &[]).await;
+    assert_eq!(next(&mut from_oldest).await.lsn, oldest);
+}
