@@ -128,26 +128,17 @@ pub fn apply(
                     "receipt {receipt_id}: bad on_hand_after {on_hand_after}"
                 ));
             }
-            set_on_hand(
-                ctx,
-                locked,
-                lsn,
+            let change = StockChange {
+                kind: IdKind::Receipt,
+                id: receipt_id,
                 sku,
-                *on_hand_before,
-                *on_hand_after,
-                *reserved,
-            )?;
-            record_stock_op(
-                ctx,
-                locked,
-                lsn,
-                at_ms,
-                IdKind::Receipt,
-                receipt_id,
-                sku,
-                u64::from(*quantity),
-                "",
-            );
+                before: *on_hand_before,
+                after: *on_hand_after,
+                reserved: *reserved,
+                remembered: u64::from(*quantity),
+                reason: "",
+            };
+            apply_stock_change(ctx, locked, lsn, at_ms, &change)?;
         }
         Event::StockAdjusted {
             adjustment_id,
@@ -157,26 +148,17 @@ pub fn apply(
             reserved,
             reason,
         } => {
-            set_on_hand(
-                ctx,
-                locked,
-                lsn,
+            let change = StockChange {
+                kind: IdKind::Adjustment,
+                id: adjustment_id,
                 sku,
-                *on_hand_before,
-                *on_hand_after,
-                *reserved,
-            )?;
-            record_stock_op(
-                ctx,
-                locked,
-                lsn,
-                at_ms,
-                IdKind::Adjustment,
-                adjustment_id,
-                sku,
-                *on_hand_after,
+                before: *on_hand_before,
+                after: *on_hand_after,
+                reserved: *reserved,
+                remembered: *on_hand_after,
                 reason,
-            );
+            };
+            apply_stock_change(ctx, locked, lsn, at_ms, &change)?;
         }
         Event::InventoryReserved {
             reservation_id,
@@ -301,65 +283,72 @@ fn sku_entry<'s>(ctx: &Ctx, locked: &'s mut Locked, sku: &str) -> Result<&'s mut
         .ok_or_else(|| format!("unknown SKU {sku}"))
 }
 
-fn set_on_hand(
-    ctx: &Ctx,
-    locked: &mut Locked,
-    lsn: u64,
-    sku: &str,
+/// A receipt or an adjustment: `on_hand` goes from `before` to `after` (with `reserved` as
+/// recorded), and the id is remembered with `remembered` (the quantity received, or the new
+/// count) for idempotent retries.
+struct StockChange<'e> {
+    kind: IdKind,
+    id: &'e str,
+    sku: &'e str,
     before: u64,
     after: u64,
     reserved: u64,
-) -> Result<(), String> {
-    let entry = sku_entry(ctx, locked, sku)?;
-    if entry.lsn >= lsn {
-        return Ok(());
-    }
-    if entry.on_hand != before || entry.reserved != reserved {
-        return Err(format!(
-            "{sku} has on_hand {} reserved {}, the record says {before}/{reserved}",
-            entry.on_hand, entry.reserved
-        ));
-    }
-    if after < entry.reserved || after > limits::ON_HAND_MAX {
-        return Err(format!("{sku}: on_hand {after} out of range"));
-    }
-    entry.on_hand = after;
-    entry.lsn = lsn;
-    entry.assert_invariants(sku);
-    entry.publish();
-    Ok(())
+    remembered: u64,
+    reason: &'e str,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn record_stock_op(
+fn apply_stock_change(
     ctx: &Ctx,
     locked: &mut Locked,
     lsn: u64,
     at_ms: u64,
-    kind: IdKind,
-    id: &str,
-    sku: &str,
-    quantity: u64,
-    reason: &str,
-) {
-    let shard = locked.shard(ctx.router.of(id));
-    let table = match kind {
+    change: &StockChange,
+) -> Result<(), String> {
+    let sku = change.sku;
+    let entry = sku_entry(ctx, locked, sku)?;
+    if entry.lsn < lsn {
+        if entry.on_hand != change.before || entry.reserved != change.reserved {
+            return Err(format!(
+                "{} {}: {sku} has on_hand {} reserved {}, the record says {}/{}",
+                if change.kind == IdKind::Receipt {
+                    "receipt"
+                } else {
+                    "adjustment"
+                },
+                change.id,
+                entry.on_hand,
+                entry.reserved,
+                change.before,
+                change.reserved
+            ));
+        }
+        if change.after < entry.reserved || change.after > limits::ON_HAND_MAX {
+            return Err(format!("{sku}: on_hand {} out of range", change.after));
+        }
+        entry.on_hand = change.after;
+        entry.lsn = lsn;
+        entry.assert_invariants(sku);
+        entry.publish();
+    }
+    let shard = locked.shard(ctx.router.of(change.id));
+    let table = match change.kind {
         IdKind::Receipt => &mut shard.receipts,
         IdKind::Adjustment => &mut shard.adjustments,
         IdKind::Reservation => unreachable!("not a stock op"),
     };
-    if table.get(id).is_some_and(|e| e.lsn >= lsn) {
-        return;
+    if table.get(change.id).is_some_and(|e| e.lsn >= lsn) {
+        return Ok(());
     }
-    let entry = StockOpEntry {
+    let remembered = StockOpEntry {
         sku: sku.to_string(),
-        quantity,
-        reason: reason.to_string(),
+        quantity: change.remembered,
+        reason: change.reason.to_string(),
         at_ms,
         lsn,
     };
-    table.insert(id.to_string(), entry);
-    shard.note_ended(at_ms, kind, id, ctx.retention);
+    table.insert(change.id.to_string(), remembered);
+    shard.note_ended(at_ms, change.kind, change.id, ctx.retention);
+    Ok(())
 }
 
 /// Lines summed per SKU, sorted, without zero quantities.
