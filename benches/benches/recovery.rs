@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use benches::{engine_with_stock, release, reserve, sku};
+use benches::{engine_with_stock, reserve_release_pairs};
 use criterion::{Criterion, criterion_group, criterion_main};
 use engine::{Engine, EngineConfig, SyncMode, SystemClock};
 
@@ -15,14 +15,7 @@ fn replay(c: &mut Criterion) {
         // 1,000 SKUs seeded (2,000 records), then reserve/release pairs up to 1M records.
         let engine = engine_with_stock(dir.path(), SyncMode::None, 2, 1000);
         let pairs = (RECORDS - 2000) / 2;
-        for i in 0..pairs {
-            let id = format!("h{i}");
-            engine
-                .submit(reserve(id.clone(), sku(i % 1000)))
-                .result
-                .expect("reserve");
-            engine.submit(release(id)).result.expect("release");
-        }
+        reserve_release_pairs(&engine, 1, pairs as u64, 1000, 0);
         engine
             .wait_durable(engine.stats().last_lsn)
             .expect("durable");

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use benches::{engine_with_stock, release, reserve, sku};
+use benches::{engine_with_stock, reserve, reserve_release_pairs, sku};
 use criterion::{Criterion, criterion_group, criterion_main};
 use engine::engine::default_shards;
 use engine::{EngineConfig, SyncMode, SystemClock};
@@ -47,14 +47,7 @@ fn snapshot(c: &mut Criterion) {
         );
     }
     // The WAL tail after the newest snapshot: reserve/release pairs.
-    for i in 0..TAIL / 2 {
-        let id = format!("tail-{i}");
-        engine
-            .submit(reserve(id.clone(), sku(i)))
-            .result
-            .expect("reserve");
-        engine.submit(release(id)).result.expect("release");
-    }
+    reserve_release_pairs(&engine, 1, (TAIL / 2) as u64, SKUS, 1);
     engine
         .wait_durable(engine.stats().last_lsn)
         .expect("durable");
