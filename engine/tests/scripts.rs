@@ -171,6 +171,7 @@ impl Runner {
                 p.reorder_quantity,
                 stock_text(&p.stock)
             ),
+            Ok(other) => format!("{other:?}"),
             Err(e) => error_text(&e),
         }
     }
