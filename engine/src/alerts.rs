@@ -29,8 +29,8 @@ pub struct Alert {
     pub reorder_level: u32,
     pub suggested_quantity: u32,
     pub opened_at_ms: u64,
-    /// 0 while open.
-    pub resolved_at_ms: u64,
+    /// `None` while open.
+    pub resolved_at_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

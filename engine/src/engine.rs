@@ -884,7 +884,7 @@ impl Engine {
                 shard
                     .alerts
                     .values()
-                    .filter(|a| include_resolved || a.alert.resolved_at_ms == 0)
+                    .filter(|a| include_resolved || a.alert.resolved_at_ms.is_none())
                     .map(|a| a.alert.clone()),
             );
         }

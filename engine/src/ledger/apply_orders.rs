@@ -271,7 +271,7 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, at: At, event: &Event) -> Result<()
                     reorder_level: *reorder_level,
                     suggested_quantity: *suggested_quantity,
                     opened_at_ms: at.ms,
-                    resolved_at_ms: 0,
+                    resolved_at_ms: None,
                 };
                 shard.alerts.insert(
                     alert_id.clone(),
@@ -311,7 +311,7 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, at: At, event: &Event) -> Result<()
             if let Some(alert) = shard.alerts.get_mut(alert_id)
                 && alert.stamp < at.stamp
             {
-                alert.alert.resolved_at_ms = at.ms;
+                alert.alert.resolved_at_ms = Some(at.ms);
                 alert.stamp = at.stamp;
             }
             forget(shard, forgotten);
