@@ -117,16 +117,25 @@ impl AlertPolicy {
     /// The available count at or above which a SKU's open alerts resolve.
     pub fn resolve_at(&self, reorder_level: u32) -> u64 {
         let level = u64::from(reorder_level);
-        let margin = (level * u64::from(self.hysteresis_bps)).div_ceil(10_000).max(1);
+        let margin = (level * u64::from(self.hysteresis_bps))
+            .div_ceil(10_000)
+            .max(1);
         level + margin
     }
 
     /// What to buy: the product's usual reorder quantity, or enough to resolve the alert if
     /// that is more.
-    pub fn suggested_quantity(&self, reorder_level: u32, reorder_quantity: u32, available: u64) -> u32 {
+    pub fn suggested_quantity(
+        &self,
+        reorder_level: u32,
+        reorder_quantity: u32,
+        available: u64,
+    ) -> u32 {
         let to_resolve = self.resolve_at(reorder_level).saturating_sub(available);
         let to_resolve = u32::try_from(to_resolve).unwrap_or(u32::MAX);
-        reorder_quantity.max(to_resolve).min(crate::limits::QUANTITY_MAX)
+        reorder_quantity
+            .max(to_resolve)
+            .min(crate::limits::QUANTITY_MAX)
     }
 }
 
@@ -136,7 +145,10 @@ mod tests {
 
     #[test]
     fn ids_name_their_sku() {
-        assert_eq!(purchase_order_sku(&purchase_order_id("MUG/PO-1", 12)), Some("MUG/PO-1"));
+        assert_eq!(
+            purchase_order_sku(&purchase_order_id("MUG/PO-1", 12)),
+            Some("MUG/PO-1")
+        );
         assert_eq!(purchase_order_sku("MUG/PO"), None);
         assert_eq!(purchase_order_sku("MUG/POx1"), None);
         assert_eq!(purchase_order_sku("/PO1"), None);

@@ -538,7 +538,9 @@ impl Engine {
             | Op::FailPayment { order_id, .. }
             | Op::ShipOrder { order_id, .. }
             | Op::DeliverOrder { order_id }
-            | Op::CancelOrder { order_id, .. } => self.order_shards(locked, order_id, now, &mut out),
+            | Op::CancelOrder { order_id, .. } => {
+                self.order_shards(locked, order_id, now, &mut out)
+            }
             Op::RequestReturn {
                 return_id,
                 order_id,
@@ -552,7 +554,9 @@ impl Engine {
                 out.insert(home);
                 if locked.holds(home)
                     && let Some(entry) =
-                        locked.shard(home).return_entry(return_id, now, self.retention)
+                        locked
+                            .shard(home)
+                            .return_entry(return_id, now, self.retention)
                 {
                     let order_id = entry.ret.order_id.clone();
                     self.order_shards(locked, &order_id, now, &mut out);
@@ -589,7 +593,10 @@ impl Engine {
         if !locked.holds(home) {
             return;
         }
-        if let Some(entry) = locked.shard(home).order(order_id, now, self.order_retention) {
+        if let Some(entry) = locked
+            .shard(home)
+            .order(order_id, now, self.order_retention)
+        {
             out.insert(self.router.of(&entry.order.customer_id));
             out.extend(entry.order.lines.iter().map(|l| self.router.of(&l.sku)));
         }
@@ -855,7 +862,9 @@ impl Engine {
                 // One more than a page tells whether another page follows.
                 if wanted
                     && (page.len() <= page_size
-                        || page.last_key_value().is_some_and(|(last, _)| id < last.as_str()))
+                        || page
+                            .last_key_value()
+                            .is_some_and(|(last, _)| id < last.as_str()))
                 {
                     page.insert(id.to_string(), o.clone());
                     if page.len() > page_size + 1 {
@@ -1042,7 +1051,8 @@ impl Engine {
                 let o = &entry.order;
                 open += u64::from(o.status.is_open());
                 let hold = shard.reservations.get(&crate::orders::hold_id(id));
-                let active = hold.is_some_and(|h| h.state == crate::model::ReservationState::Active);
+                let active =
+                    hold.is_some_and(|h| h.state == crate::model::ReservationState::Active);
                 if (o.status == OrderStatus::Pending) != active {
                     return Err(format!(
                         "order {id} is {} but its hold is {}",
@@ -1057,7 +1067,9 @@ impl Engine {
                             .zip(&o.lines)
                             .all(|(a, b)| a.sku == b.sku && a.quantity == b.quantity);
                     if !same {
-                        return Err(format!("order {id}: its hold's lines differ from the order's"));
+                        return Err(format!(
+                            "order {id}: its hold's lines differ from the order's"
+                        ));
                     }
                 }
             }
@@ -1066,13 +1078,17 @@ impl Engine {
                     && h.state == crate::model::ReservationState::Active
                     && !shard.orders.contains(order_id)
                 {
-                    return Err(format!("an active hold of order {order_id}, which is unknown"));
+                    return Err(format!(
+                        "an active hold of order {order_id}, which is unknown"
+                    ));
                 }
             }
         }
         let counted = self.open_orders.load(Ordering::Relaxed);
         if counted != open {
-            return Err(format!("open-order counter {counted} but {open} open orders"));
+            return Err(format!(
+                "open-order counter {counted} but {open} open orders"
+            ));
         }
         Ok(())
     }

@@ -228,7 +228,12 @@ impl Event {
     /// hold), a customer, a return or a purchase order.
     pub fn subject(&self) -> &str {
         if let Some(order_id) = self.order_id()
-            && !matches!(self, Event::ReturnRequested { .. } | Event::ReturnApproved { .. } | Event::ReturnRejected { .. })
+            && !matches!(
+                self,
+                Event::ReturnRequested { .. }
+                    | Event::ReturnApproved { .. }
+                    | Event::ReturnRejected { .. }
+            )
         {
             return order_id;
         }

@@ -13,6 +13,7 @@ pub mod orders;
 pub mod snapshot;
 pub mod wal;
 
+pub use alerts::{Alert, AlertKind, AlertPolicy, PurchaseOrder, PurchaseOrderStatus};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineConfig, EngineStats, StateDump, Submitted};
 pub use error::{EngineError, Result};
@@ -20,7 +21,6 @@ pub use event::{Event, Record};
 pub use model::{
     Line, Op, OpOutput, Product, Reservation, ReservationState, StockLevel, StockStatus,
 };
-pub use alerts::{Alert, AlertKind, AlertPolicy, PurchaseOrder, PurchaseOrderStatus};
 pub use orders::{
     Customer, Order, OrderLine, OrderPolicy, OrderStatus, Pricing, Return, ReturnStatus, Totals,
 };

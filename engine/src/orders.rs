@@ -384,22 +384,20 @@ mod tests {
         let t = p.totals(&[line("A", 10, 333)]).unwrap();
         assert_eq!((t.discount_cents, t.total_cents), (167, 3662));
         // Discount is per line, and free shipping counts after the discount.
-        let t = p
-            .totals(&[line("A", 10, 500), line("B", 1, 260)])
-            .unwrap();
+        let t = p.totals(&[line("A", 10, 500), line("B", 1, 260)]).unwrap();
         assert_eq!((t.subtotal_cents, t.discount_cents), (5260, 250));
         assert_eq!((t.shipping_cents, t.total_cents), (0, 5010));
         let t = p.totals(&[line("A", 10, 500), line("B", 1, 249)]).unwrap();
         assert_eq!((t.shipping_cents, t.total_cents), (499, 4999 + 499));
         // Tax on subtotal − discount, half up: 8.25 % of 1,001 = 82.5825 → 83.
-        let taxed = Pricing {
-            tax_bps: 825,
-            ..p
-        };
+        let taxed = Pricing { tax_bps: 825, ..p };
         let t = taxed.totals(&[line("A", 1, 1001)]).unwrap();
         assert_eq!((t.tax_cents, t.total_cents), (83, 1001 + 83 + 499));
         // Beyond the maximum: refused.
-        assert!(p.totals(&[line("A", 1_000_000_000, 1_000_000_000)]).is_none());
+        assert!(
+            p.totals(&[line("A", 1_000_000_000, 1_000_000_000)])
+                .is_none()
+        );
     }
 
     #[test]

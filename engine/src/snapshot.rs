@@ -221,7 +221,9 @@ impl Engine {
             loads[self.router.of(&op.id)].adjustments.push(op);
         }
         for c in data.customers {
-            loads[self.router.of(&c.value.customer_id)].customers.push(c);
+            loads[self.router.of(&c.value.customer_id)]
+                .customers
+                .push(c);
         }
         for o in data.orders {
             loads[self.router.of(&o.order.order_id)].orders.push(o);

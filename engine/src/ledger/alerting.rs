@@ -97,8 +97,7 @@ pub fn derive(ctx: &Ctx, locked: &mut Locked, skus: &[&str], policy: &AlertPolic
         };
         let n = state.openings + 1;
         let id = alert_id(sku, n);
-        let suggested =
-            policy.suggested_quantity(level, entry.product.reorder_quantity, available);
+        let suggested = policy.suggested_quantity(level, entry.product.reorder_quantity, available);
         events.push(Event::InventoryLevelLow {
             alert_id: id.clone(),
             sku: sku.to_string(),

@@ -136,7 +136,10 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, at: At, event: &Event) -> Result<()
             ..
         } => {
             if !matches!(from, OrderStatus::Pending | OrderStatus::Paid) {
-                return Err(format!("order {order_id}: cannot be cancelled from {}", from.name()));
+                return Err(format!(
+                    "order {order_id}: cannot be cancelled from {}",
+                    from.name()
+                ));
             }
             customer_change(ctx, locked, at, customer_id, -refund_due_cents, 0)?;
             restock(ctx, locked, at, restocked)?;
@@ -262,7 +265,11 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, at: At, event: &Event) -> Result<()
                 entry.stamp = at.stamp;
             }
             let shard = locked.shard(ctx.router.of(sku));
-            if shard.alerts.get(alert_id).is_none_or(|a| a.stamp < at.stamp) {
+            if shard
+                .alerts
+                .get(alert_id)
+                .is_none_or(|a| a.stamp < at.stamp)
+            {
                 let alert = Alert {
                     alert_id: alert_id.clone(),
                     sku: sku.clone(),
@@ -303,8 +310,12 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, at: At, event: &Event) -> Result<()
                     return Err(format!("{sku}: alert {alert_id} is not open"));
                 }
                 *slot = None;
-                state.history.push_back((HistoryKind::Alert, alert_id.clone()));
-                state.history.drain(..forgotten.len().min(state.history.len()));
+                state
+                    .history
+                    .push_back((HistoryKind::Alert, alert_id.clone()));
+                state
+                    .history
+                    .drain(..forgotten.len().min(state.history.len()));
                 entry.stamp = at.stamp;
             }
             let shard = locked.shard(ctx.router.of(sku));
@@ -390,7 +401,9 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, at: At, event: &Event) -> Result<()
                         state
                             .history
                             .push_back((HistoryKind::PurchaseOrder, purchase_order_id.clone()));
-                        state.history.drain(..forgotten.len().min(state.history.len()));
+                        state
+                            .history
+                            .drain(..forgotten.len().min(state.history.len()));
                     }
                     entry.stamp = at.stamp;
                 }
@@ -427,7 +440,10 @@ fn order_entry<'s>(
 }
 
 fn wrong_state(order_id: &str, status: OrderStatus, wanted: &str) -> String {
-    format!("order {order_id} is {}; it cannot be {wanted}", status.name())
+    format!(
+        "order {order_id} is {}; it cannot be {wanted}",
+        status.name()
+    )
 }
 
 /// A status change of an order (`Order::fold`), from one of `from`; keeps the open-order count
@@ -499,7 +515,10 @@ fn restock(ctx: &Ctx, locked: &mut Locked, at: At, lines: &[Line]) -> Result<(),
         }
         let after = entry.on_hand + u64::from(line.quantity);
         if after > limits::ON_HAND_MAX {
-            return Err(format!("{}: restocking would exceed the on-hand maximum", line.sku));
+            return Err(format!(
+                "{}: restocking would exceed the on-hand maximum",
+                line.sku
+            ));
         }
         entry.on_hand = after;
         entry.ever_stocked = true;

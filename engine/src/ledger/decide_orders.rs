@@ -40,10 +40,20 @@ pub fn decide(
             notify_email,
             notify_sms,
         } => {
-            if let Some(entry) = locked.shard(ctx.router.of(customer_id)).customers.get(customer_id) {
+            if let Some(entry) = locked
+                .shard(ctx.router.of(customer_id))
+                .customers
+                .get(customer_id)
+            {
                 let c = &entry.customer;
-                if (&c.name, &c.email, &c.phone, &c.address, c.notify_email, c.notify_sms)
-                    == (name, email, phone, address, *notify_email, *notify_sms)
+                if (
+                    &c.name,
+                    &c.email,
+                    &c.phone,
+                    &c.address,
+                    c.notify_email,
+                    c.notify_sms,
+                ) == (name, email, phone, address, *notify_email, *notify_sms)
                 {
                     return reply(locked);
                 }
@@ -65,13 +75,17 @@ pub fn decide(
             shipping_address,
             payment_timeout_seconds,
         } => {
-            if let Some(prior) = locked
-                .shard(ctx.router.of(order_id))
-                .order(order_id, now_ms, ctx.order_retention)
+            if let Some(prior) =
+                locked
+                    .shard(ctx.router.of(order_id))
+                    .order(order_id, now_ms, ctx.order_retention)
             {
                 let o = &prior.order;
                 let same_lines = o.lines.len() == lines.len()
-                    && o.lines.iter().zip(lines).all(|(a, b)| a.sku == b.sku && a.quantity == b.quantity);
+                    && o.lines
+                        .iter()
+                        .zip(lines)
+                        .all(|(a, b)| a.sku == b.sku && a.quantity == b.quantity);
                 if o.customer_id == *customer_id
                     && same_lines
                     && o.shipping_address == *shipping_address
@@ -188,7 +202,11 @@ pub fn decide(
                 return reply(locked);
             }
             if o.order.status != OrderStatus::Pending {
-                return Err(wrong_state(order_id, o.order.status, OrderStatus::Cancelled));
+                return Err(wrong_state(
+                    order_id,
+                    o.order.status,
+                    OrderStatus::Cancelled,
+                ));
             }
             let held = held_lines(ctx, locked, order_id, now_ms)?;
             let why = if reason.is_empty() {
@@ -222,7 +240,8 @@ pub fn decide(
                 status,
                 OrderStatus::Shipped | OrderStatus::Delivered | OrderStatus::Returned
             );
-            if shipped && o.order.carrier == *carrier && o.order.tracking_number == *tracking_number {
+            if shipped && o.order.carrier == *carrier && o.order.tracking_number == *tracking_number
+            {
                 return reply(locked);
             }
             if status != OrderStatus::Paid {
@@ -265,7 +284,9 @@ pub fn decide(
                         cancelled(&o, OrderStatus::Pending, why),
                     ]))
                 }
-                OrderStatus::Paid => Ok(Decision::Write(vec![cancelled(&o, OrderStatus::Paid, why)])),
+                OrderStatus::Paid => {
+                    Ok(Decision::Write(vec![cancelled(&o, OrderStatus::Paid, why)]))
+                }
                 status => Err(wrong_state(order_id, status, OrderStatus::Cancelled)),
             }
         }
@@ -275,10 +296,11 @@ pub fn decide(
             lines,
             reason,
         } => {
-            if let Some(prior) = locked
-                .shard(ctx.router.of(return_id))
-                .return_entry(return_id, now_ms, ctx.retention)
-            {
+            if let Some(prior) = locked.shard(ctx.router.of(return_id)).return_entry(
+                return_id,
+                now_ms,
+                ctx.retention,
+            ) {
                 let r = &prior.ret;
                 if r.order_id == *order_id && r.lines == *lines && r.reason == *reason {
                     return reply(locked);
@@ -346,7 +368,11 @@ pub fn decide(
                 customer_id: o.order.customer_id.clone(),
                 lines: r.lines.clone(),
                 refund_cents: *refund_cents,
-                restocked: if *restock { r.lines.clone() } else { Vec::new() },
+                restocked: if *restock {
+                    r.lines.clone()
+                } else {
+                    Vec::new()
+                },
             }];
             // All returned once approved returns cover every unit of every line.
             let all_back = o.order.lines.iter().all(|line| {
@@ -451,7 +477,9 @@ pub fn history_push(
     id: &str,
 ) -> Vec<String> {
     history.push_back((kind, id.to_string()));
-    let over = history.len().saturating_sub(limits::ALERT_HISTORY_PER_SKU_MAX);
+    let over = history
+        .len()
+        .saturating_sub(limits::ALERT_HISTORY_PER_SKU_MAX);
     history.drain(..over).map(|(_, id)| id).collect()
 }
 
@@ -538,7 +566,9 @@ fn held_lines(ctx: &Ctx, locked: &mut Locked, order_id: &str, now_ms: u64) -> Re
         .reservation(&id, now_ms, ctx.retention)
         .filter(|h| h.state == crate::model::ReservationState::Active)
         .ok_or_else(|| {
-            EngineError::Internal(format!("order {order_id} is PENDING but its hold is not active"))
+            EngineError::Internal(format!(
+                "order {order_id} is PENDING but its hold is not active"
+            ))
         })?;
     Ok(hold.lines.clone())
 }

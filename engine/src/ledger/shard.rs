@@ -377,10 +377,15 @@ impl Shard {
     }
 
     /// A return that is open, or decided within retention (else treated as unknown).
-    pub fn return_entry(&self, id: &str, now_ms: u64, retention: Retention) -> Option<&ReturnEntry> {
-        self.returns.get(id).filter(|e| {
-            e.ret.decided_at_ms == 0 || retention.retained(e.ret.decided_at_ms, now_ms)
-        })
+    pub fn return_entry(
+        &self,
+        id: &str,
+        now_ms: u64,
+        retention: Retention,
+    ) -> Option<&ReturnEntry> {
+        self.returns
+            .get(id)
+            .filter(|e| e.ret.decided_at_ms == 0 || retention.retained(e.ret.decided_at_ms, now_ms))
     }
 
     /// An order that is open, or closed within the order retention (else treated as unknown).

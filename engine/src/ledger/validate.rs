@@ -285,7 +285,11 @@ pub fn order_op(op: &Op, payment_timeout_default_seconds: u32) -> Option<Result<
                 id("order_id", &order_id)?;
                 id("customer_id", &customer_id)?;
                 let lines = lines(&l, false)?;
-                text("shipping_address", &shipping_address, limits::ADDRESS_BYTES_MAX)?;
+                text(
+                    "shipping_address",
+                    &shipping_address,
+                    limits::ADDRESS_BYTES_MAX,
+                )?;
                 let timeout = ttl_seconds(payment_timeout_seconds, payment_timeout_default_seconds)
                     .map_err(|_| {
                         invalid(format!(
