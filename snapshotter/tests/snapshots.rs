@@ -502,6 +502,17 @@ fn snapshot_crash_child() {
     if round == 0 {
         seed(&engine, 50);
     }
+    engine
+        .execute(Op::UpsertCustomer {
+            customer_id: "c".into(),
+            name: "crash customer".into(),
+            email: "c@example.com".into(),
+            phone: String::new(),
+            address: String::new(),
+            notify_email: false,
+            notify_sms: false,
+        })
+        .expect("customer");
     println!("\nready");
     let snapper = {
         let engine = engine.clone();
@@ -531,6 +542,28 @@ fn snapshot_crash_child() {
                         };
                         engine.execute(commit).expect("commit");
                         println!("ack commit {id}");
+                    }
+                    // Every third round trip places and pays an order as well.
+                    if i % 3 != 0 {
+                        continue;
+                    }
+                    let order_id = format!("o{round}-{t}-{i}");
+                    let create = Op::CreateOrder {
+                        order_id: order_id.clone(),
+                        customer_id: "c".into(),
+                        lines: vec![Line::new(format!("S{}", rng.random_range(0..50)), 1)],
+                        shipping_address: String::new(),
+                        payment_timeout_seconds: 600,
+                    };
+                    if let Ok(OpOutput::Order(order)) = engine.execute(create) {
+                        println!("ack order {order_id}");
+                        let pay = Op::ConfirmPayment {
+                            order_id: order_id.clone(),
+                            payment_id: format!("p-{order_id}"),
+                            amount_cents: order.totals.total_cents,
+                        };
+                        engine.execute(pay).expect("pay");
+                        println!("ack paid {order_id}");
                     }
                 }
             })
@@ -589,8 +622,15 @@ fn kill_9_while_snapshotting_recovers_exactly() {
         let dump = engine.dump();
         for (kind, id) in &acked {
             let state = dump.reservations.get(id).map(|r| r.state);
+            let order = dump.orders.get(id).map(|o| o.status);
             match kind.as_str() {
                 "reserve" => assert!(state.is_some(), "round {round}: acked hold {id} lost"),
+                "order" => assert!(order.is_some(), "round {round}: acked order {id} lost"),
+                "paid" => assert_eq!(
+                    order,
+                    Some(engine::OrderStatus::Paid),
+                    "round {round}: payment of {id} lost"
+                ),
                 _ => assert_eq!(
                     state,
                     Some(ReservationState::Committed),
@@ -620,4 +660,6 @@ fn kill_9_while_snapshotting_recovers_exactly() {
         }
     }
     assert!(acked.len() > 50, "load was acknowledged: {}", acked.len());
+    let paid = acked.iter().filter(|(kind, _)| kind == "paid").count();
+    assert!(paid > 10, "orders were paid under the kills: {paid}");
 }
