@@ -1114,3 +1114,22 @@ async fn kill_9_in_order_traffic_keeps_every_acknowledged_order() {
     let o = s.create("after", "c1", &[(&sku(0), 1)], 0).await.unwrap();
     s.pay("after", "p-after", o.total_cents).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_pricing_and_timeout_apply_to_new_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        "[orders]\ntax_bps = 825\nshipping_cents = 100\npayment_timeout_default_seconds = 600\n";
+    let server = Server::start(&dir.path().join("data"), Opts::default().config(config));
+    let mut s = shop(&server).await;
+    s.product("MUG", 1001, 0, 5).await;
+    s.customer("c1").await;
+    let o = s.create("o1", "c1", &[("MUG", 1)], 0).await.unwrap();
+    // 8.25 % of 10.01 = 0.825825 → 83 cents (half up); shipping 1.00 below the threshold.
+    assert_eq!(
+        (o.tax_cents, o.shipping_cents, o.total_cents),
+        (83, 100, 1001 + 83 + 100)
+    );
+    let window = o.payment_deadline.unwrap().seconds - o.created_at.unwrap().seconds;
+    assert_eq!(window, 600);
+}
