@@ -23,7 +23,12 @@ fn main() {
         .unwrap_or(200_000);
     let skus = 1000;
     let dir = tempfile::tempdir().expect("tempdir");
-    let engine = engine_with_stock(dir.path(), SyncMode::Off, engine::engine::default_shards(), skus);
+    let engine = engine_with_stock(
+        dir.path(),
+        SyncMode::Off,
+        engine::engine::default_shards(),
+        skus,
+    );
     engine
         .execute(Op::UpsertCustomer {
             customer_id: "customer-1".into(),
@@ -41,7 +46,10 @@ fn main() {
         let op = Op::CreateOrder {
             order_id: format!("order-{i:09}"),
             customer_id: "customer-1".into(),
-            lines: vec![Line::new(sku(i % skus), 1), Line::new(sku((i + 1) % skus), 2)],
+            lines: vec![
+                Line::new(sku(i % skus), 1),
+                Line::new(sku((i + 1) % skus), 2),
+            ],
             shipping_address: "1 Main Street, Springfield".into(),
             payment_timeout_seconds: 0,
         };
