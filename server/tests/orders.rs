@@ -1284,3 +1284,48 @@ fn invctl_orders_returns_alerts_purchase_orders_and_watch() {
     assert_eq!(offline(&["watch"]), 2);
     assert_eq!(offline(&["order", "get", "o1"]), 7);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_order_whose_last_change_left_the_wal_starts_at_the_oldest_retained() {
+    let dir = tempfile::tempdir().unwrap();
+    // Small segments, so two snapshots let the start of the WAL (the order's creation) go.
+    let opts = Opts::default().env("INVENTORY_SEGMENT_BYTES", "4096");
+    let server = Server::start(&dir.path().join("data"), opts);
+    let mut s = shop(&server).await;
+    s.product("MUG", 1000, 0, 10).await;
+    s.customer("c1").await;
+    let o = s.create("old", "c1", &[("MUG", 1)], 0).await.unwrap();
+    for i in 0..200 {
+        s.inv.receive(&format!("r{i}"), "MUG", 1).await.unwrap();
+    }
+    server.snapshot().await.unwrap();
+    s.inv.receive("last", "MUG", 1).await.unwrap();
+    server.snapshot().await.unwrap();
+    let gone = pb::alerts_client::AlertsClient::new(server.channel().await)
+        .watch_events(pb::WatchEventsRequest {
+            from_lsn: 1,
+            from_index: 0,
+            kinds: vec![],
+        })
+        .await;
+    assert_code(gone, Code::OutOfRange);
+
+    let mut watch = s
+        .orders
+        .watch_order(pb::WatchOrderRequest {
+            order_id: "old".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(next_order(&mut watch).await, o);
+    let paid = s.pay("old", "p1", o.total_cents).await.unwrap();
+    assert_eq!(next_order(&mut watch).await, paid);
+    s.cancel("old").await.unwrap();
+    let cancelled = next_order(&mut watch).await;
+    assert_eq!(
+        (status_of(&cancelled), cancelled.refund_due_cents),
+        (pb::OrderStatus::Cancelled, o.total_cents)
+    );
+    assert_stream_ends(&mut watch).await;
+}
