@@ -15,11 +15,14 @@ use crate::limits;
 use crate::stats::{Outcome, Stats};
 
 /// Runs `exec` for every `(offset, step)` of `schedule` (offsets non-decreasing, from the
-/// start), at most `in_flight_max` at once. Returns once every arrival has answered, or the
-/// drain deadline passed after the last one was sent; the count of arrivals abandoned then.
+/// start), at most `in_flight_max` at once, until `window` has passed: a target too slow for
+/// the rate leaves the rest of the schedule unsent (counted: sent < planned) rather than
+/// stretching the run without end. Returns once every arrival sent has answered, or the drain
+/// deadline passed; the count of arrivals abandoned then.
 pub async fn drive<S, I, F, Fut>(
     schedule: I,
     in_flight_max: usize,
+    window: Duration,
     stats: Arc<Stats>,
     exec: F,
 ) -> (Instant, usize)
@@ -33,6 +36,9 @@ where
     let start = Instant::now();
     for (offset, step) in schedule {
         let due = start + offset;
+        if Instant::now() > start + window {
+            break;
+        }
         if due > Instant::now() {
             tokio::time::sleep_until(due.into()).await;
         }
@@ -84,7 +90,8 @@ mod tests {
         // cannot start before ~20 ms, and its latency counts from 1 ms.
         let stats = Arc::new(Stats::new());
         let schedule = (0..3u64).map(|i| (offset(i, 1000), i));
-        let (_, abandoned) = drive(schedule, 1, stats.clone(), |_| async {
+        let window = Duration::from_secs(60);
+        let (_, abandoned) = drive(schedule, 1, window, stats.clone(), |_| async {
             tokio::time::sleep(Duration::from_millis(20)).await;
             Outcome::ok(1)
         })

@@ -59,6 +59,9 @@ pub struct Summary {
     pub durability: String,
     pub config: Config,
     pub measured: Measured,
+    /// Arrivals the schedule held; those not sent (`measured.arrivals_sent` fewer) were still
+    /// waiting for an in-flight slot when the window closed: the target was slower than the rate.
+    pub arrivals_planned: u64,
     /// Arrivals still unanswered when the drain deadline passed (their units are uncertain).
     pub abandoned_arrivals: usize,
     /// The server's peak resident set (VmHWM), when `--server-pid` names a local process.
@@ -220,21 +223,34 @@ pub async fn load(config: &Config) -> Result<Load, Error> {
         .progress
         .then(|| progress::start(stats.clone(), planned, config.arrivals()));
     let schedule = plan::Schedule::new(config);
+    let window = planned + Duration::from_millis(limits::WINDOW_GRACE_MILLIS);
     let (start, abandoned) = match &shared {
         Shared::Engine(ctx) => {
             let ctx = ctx.clone();
-            driver::drive(schedule, config.in_flight_max, stats.clone(), move |step| {
-                let ctx = ctx.clone();
-                async move { steps::execute(&ctx, step).await }
-            })
+            driver::drive(
+                schedule,
+                config.in_flight_max,
+                window,
+                stats.clone(),
+                move |step| {
+                    let ctx = ctx.clone();
+                    async move { steps::execute(&ctx, step).await }
+                },
+            )
             .await
         }
         Shared::Peer(p) => {
             let p = p.clone();
-            driver::drive(schedule, config.in_flight_max, stats.clone(), move |step| {
-                let p = p.clone();
-                async move { peer_step(&p, step).await }
-            })
+            driver::drive(
+                schedule,
+                config.in_flight_max,
+                window,
+                stats.clone(),
+                move |step| {
+                    let p = p.clone();
+                    async move { peer_step(&p, step).await }
+                },
+            )
             .await
         }
     };
@@ -250,6 +266,7 @@ pub async fn load(config: &Config) -> Result<Load, Error> {
         durability,
         config: config.clone(),
         measured: stats.summary(elapsed),
+        arrivals_planned: config.arrivals(),
         abandoned_arrivals: abandoned,
         server_peak_rss_bytes: config.server_pid.and_then(engine::Engine::peak_rss_bytes),
         check: None,

@@ -57,6 +57,11 @@ pub const REQUEST_TIMEOUT_MILLIS_MAX: u64 = 60_000;
 /// gives up on them (each is bounded by its own request timeout too).
 pub const DRAIN_SECONDS: u64 = 120;
 
+/// After the schedule's last intended send time: how long arrivals still waiting for an
+/// in-flight slot may be sent. A target that keeps up never needs it; one that does not has
+/// shown its capacity, and the rest of its backlog is reported unsent.
+pub const WINDOW_GRACE_MILLIS: u64 = 1_000;
+
 /// How often a user's commit checks whether its own hold (sent earlier) has been answered.
 pub const HOLD_POLL_MILLIS: u64 = 1;
 

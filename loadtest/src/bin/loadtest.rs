@@ -12,14 +12,18 @@ fn print(s: &Summary) {
     let ms = |us: u64| us as f64 / 1000.0;
     println!(
         "{} on {} ({}), {} connections, rate {}/s",
-        serde_json::to_value(s.config.scenario).unwrap_or_default(),
+        serde_json::to_value(s.config.scenario)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
         s.target,
         s.durability,
         s.config.connections,
         s.config.rate_per_second
     );
     println!(
-        "arrivals {} sent, {} done in {:.2} s; units ok {} ({:.0}/s), failed {}",
+        "arrivals {} planned, {} sent, {} done in {:.2} s; units ok {} ({:.0}/s), failed {}",
+        s.arrivals_planned,
         m.arrivals_sent,
         m.arrivals_done,
         m.elapsed_seconds,
