@@ -32,8 +32,10 @@ USER_RATE=${USER_RATE:-10000}
 THINK_MS=${THINK_MS:-55000}
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/inventory-target}
-LOADTEST=$CARGO_TARGET_DIR/release/loadtest
-INVENTORYD=$CARGO_TARGET_DIR/release/inventoryd
+# The binaries are copied out of the (shared) target directory right after the build: another
+# checkout building into the same directory must not swap the server under a running comparison.
+LOADTEST=$BASE/bin/loadtest
+INVENTORYD=$BASE/bin/inventoryd
 
 install_peers() {
     apt-get update
@@ -76,6 +78,9 @@ stop() {
 
 build() {
     cargo build --release -p loadtest -p server --bin loadtest --bin inventoryd
+    mkdir -p "$BASE/bin" "$OUT"
+    cp "$CARGO_TARGET_DIR/release/loadtest" "$CARGO_TARGET_DIR/release/inventoryd" "$BASE/bin/"
+    echo "built at $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo '+dirty')" | tee "$OUT/build.txt"
 }
 
 ENGINE_PID=
