@@ -18,16 +18,19 @@ use std::time::Duration;
 use crossbeam_skiplist::SkipMap;
 use parking_lot::{Condvar, Mutex};
 
+use crate::alerts::{Alert, AlertPolicy, PurchaseOrder};
 use crate::clock::Clock;
 use crate::error::{EngineError, Result, not_found};
 use crate::event::{Event, Record};
-use crate::ledger::apply::{self, Ctx, Locked};
+use crate::ledger::alerting;
+use crate::ledger::apply::{self, At, Ctx, Locked};
 use crate::ledger::decide::{self, Decision};
 use crate::ledger::shard::{Retention, Router, Shard, SkuCell};
 use crate::ledger::shard_set::ShardSet;
 use crate::ledger::validate;
 use crate::limits;
 use crate::model::{Line, Op, OpOutput, Product, Reservation, StockLevel};
+use crate::orders::{Customer, Order, OrderPolicy, OrderStatus, Return};
 use crate::wal::fs::Fs;
 use crate::wal::{RecoveryReport, SyncMode, Wal, WalConfig, WalCursor, WalError};
 
@@ -39,6 +42,10 @@ pub struct EngineConfig {
     pub id_retention_seconds: u64,
     pub id_retention_count: u64,
     pub live_holds_max: u64,
+    /// Pricing, payment timeout, customer tiers and closed-order retention.
+    pub orders: OrderPolicy,
+    /// When low-stock alerts open and resolve.
+    pub alerts: AlertPolicy,
     /// Run the background thread that writes expiry records for due holds. Tests that drive a
     /// manual clock may turn it off and call [`Engine::expire_due`] themselves.
     pub expiry_sweeper: bool,
@@ -56,6 +63,8 @@ impl EngineConfig {
             id_retention_seconds: limits::ID_RETENTION_SECONDS_DEFAULT,
             id_retention_count: limits::ID_RETENTION_COUNT_DEFAULT,
             live_holds_max: limits::LIVE_HOLDS_MAX_DEFAULT,
+            orders: OrderPolicy::default(),
+            alerts: AlertPolicy::default(),
             expiry_sweeper: true,
             data_dir,
         }
@@ -89,6 +98,11 @@ pub struct StateDump {
     pub reservations: BTreeMap<String, Reservation>,
     pub receipts: BTreeSet<String>,
     pub adjustments: BTreeSet<String>,
+    pub customers: BTreeMap<String, Customer>,
+    pub orders: BTreeMap<String, Order>,
+    pub returns: BTreeMap<String, Return>,
+    pub alerts: BTreeMap<String, Alert>,
+    pub purchase_orders: BTreeMap<String, PurchaseOrder>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -97,6 +111,7 @@ pub struct EngineStats {
     pub durable_lsn: u64,
     pub skus: u64,
     pub active_reservations: u64,
+    pub open_orders: u64,
     pub wal_bytes: u64,
     pub fsyncs: u64,
     pub fsync_nanos_total: u64,
@@ -111,11 +126,13 @@ pub struct Engine {
     /// The last LSN drawn (records up to it exist in memory; durable_lsn trails it).
     pub(crate) last_lsn: AtomicU64,
     pub(crate) live_holds: AtomicU64,
+    pub(crate) open_orders: AtomicU64,
     expiry_hint_ms: AtomicU64,
     pub(crate) wal: Option<Wal>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: EngineConfig,
     pub(crate) retention: Retention,
+    pub(crate) order_retention: Retention,
     stop: Arc<(Mutex<bool>, Condvar)>,
     sweeper: Mutex<Option<JoinHandle<()>>>,
     closed: AtomicBool,
@@ -149,6 +166,12 @@ impl Engine {
                 .div_ceil(config.shards)
                 .max(1),
         };
+        let order_retention = Retention {
+            ms: config.orders.retention_seconds.saturating_mul(1000),
+            count_per_shard: (config.orders.retention_count as usize)
+                .div_ceil(config.shards)
+                .max(1),
+        };
         let mut engine = Engine {
             shards: (0..config.shards)
                 .map(|_| Mutex::new(Shard::default()))
@@ -157,11 +180,13 @@ impl Engine {
             index: SkipMap::new(),
             last_lsn: AtomicU64::new(0),
             live_holds: AtomicU64::new(0),
+            open_orders: AtomicU64::new(0),
             expiry_hint_ms: AtomicU64::new(u64::MAX),
             wal: None,
             clock,
             config: config.clone(),
             retention,
+            order_retention,
             stop: Arc::new((Mutex::new(false), Condvar::new())),
             sweeper: Mutex::new(None),
             closed: AtomicBool::new(false),
@@ -199,7 +224,9 @@ impl Engine {
             router: self.router,
             index: &self.index,
             live_holds: &self.live_holds,
+            open_orders: &self.open_orders,
             retention: self.retention,
+            order_retention: self.order_retention,
         }
     }
 
@@ -219,10 +246,13 @@ impl Engine {
         for event in &record.events {
             self.event_shards(event, &mut shards);
         }
+        if record.events.len() > limits::EVENTS_PER_RECORD_MAX {
+            return Err(format!("{} events in one record", record.events.len()));
+        }
         let mut locked = self.lock(&shards);
         let ctx = self.ctx();
-        for event in &record.events {
-            apply::apply(&ctx, &mut locked, lsn, record.at_ms, event)?;
+        for (index, event) in record.events.iter().enumerate() {
+            apply::apply(&ctx, &mut locked, At::new(lsn, index, record.at_ms), event)?;
         }
         locked.set_last_lsn(lsn);
         self.last_lsn.store(lsn, Ordering::Release);
@@ -272,6 +302,63 @@ impl Engine {
                 out.insert(r.of(reservation_id));
                 out.extend(committed.iter().chain(released).map(|l| r.of(&l.sku)));
             }
+            Event::CustomerUpserted { customer_id, .. } => out.insert(r.of(customer_id)),
+            Event::OrderCreated {
+                order_id,
+                customer_id,
+                ..
+            }
+            | Event::OrderPaid {
+                order_id,
+                customer_id,
+                ..
+            } => {
+                out.insert(r.of(order_id));
+                out.insert(r.of(customer_id));
+            }
+            Event::OrderCancelled {
+                order_id,
+                customer_id,
+                restocked,
+                ..
+            } => {
+                out.insert(r.of(order_id));
+                out.insert(r.of(customer_id));
+                out.extend(restocked.iter().map(|l| r.of(&l.sku)));
+            }
+            Event::PaymentProcessed { order_id, .. }
+            | Event::OrderShipped { order_id, .. }
+            | Event::OrderDelivered { order_id }
+            | Event::OrderReturned { order_id } => out.insert(r.of(order_id)),
+            Event::ReturnRequested {
+                return_id,
+                order_id,
+                ..
+            }
+            | Event::ReturnRejected {
+                return_id,
+                order_id,
+                ..
+            } => {
+                out.insert(r.of(return_id));
+                out.insert(r.of(order_id));
+            }
+            Event::ReturnApproved {
+                return_id,
+                order_id,
+                customer_id,
+                restocked,
+                ..
+            } => {
+                out.insert(r.of(return_id));
+                out.insert(r.of(order_id));
+                out.insert(r.of(customer_id));
+                out.extend(restocked.iter().map(|l| r.of(&l.sku)));
+            }
+            Event::InventoryLevelLow { sku, .. }
+            | Event::InventoryRestored { sku, .. }
+            | Event::PurchaseOrderSuggested { sku, .. }
+            | Event::PurchaseOrderUpdated { sku, .. } => out.insert(r.of(sku)),
         }
     }
 
@@ -285,7 +372,11 @@ impl Engine {
 
     /// Runs an op up to (not including) its durability wait.
     pub fn submit(&self, op: Op) -> Submitted {
-        let op = match validate::op(op, self.config.ttl_default_seconds) {
+        let op = match validate::op(
+            op,
+            self.config.ttl_default_seconds,
+            self.config.orders.payment_timeout_default_seconds,
+        ) {
             Ok(op) => op,
             Err(e) => {
                 return Submitted {
@@ -304,10 +395,19 @@ impl Engine {
         }
         let ctx = self.ctx();
         let mut stuck = 0;
+        // The shards to lock grow until they cover everything the op touches: each pass locks
+        // the set, then looks (under those locks) at the entities the op names for the keys
+        // they lead to — a commit's hold lines, an order's customer and SKUs, a return's order.
+        let mut shards = ShardSet::default();
         loop {
             let now = self.clock.now_ms();
-            let mut shards = self.op_shards(&op, now);
             let mut locked = self.lock(&shards);
+            let needed = self.op_shards(&op, &mut locked, now);
+            if !shards.covers(&needed) {
+                drop(locked);
+                shards.extend(needed.iter());
+                continue;
+            }
             if locked.next_expiry_ms().is_some_and(|due| due <= now) {
                 drop(locked);
                 // Another op may have expired it first (then the next pass finds nothing due);
@@ -332,15 +432,7 @@ impl Engine {
                 }
                 continue;
             }
-            // A commit or release touches the SKUs of the hold; if the hold's lines were not
-            // known (or changed) when the shard set was computed, lock again with the right set.
-            if let Op::Commit { reservation_id, .. } | Op::Release { reservation_id } = &op {
-                self.hold_shards(&mut locked, reservation_id, now, &mut shards);
-                if shards.iter().any(|s| !locked.holds(s)) {
-                    continue;
-                }
-            }
-            let decision = decide::decide(&ctx, &mut locked, &op, now, self.config.live_holds_max);
+            let decision = decide::decide(&ctx, &mut locked, &op, now, &self.config);
             return match decision {
                 Err(e) => Submitted {
                     result: Err(e),
@@ -353,7 +445,7 @@ impl Engine {
                 Ok(Decision::Write(events)) => {
                     let lsn = self.write(&ctx, &mut locked, now, events);
                     Submitted {
-                        result: decide::output(&ctx, &mut locked, &op),
+                        result: decide::output(&ctx, &mut locked, &op, now, &self.config),
                         wait_lsn: lsn,
                     }
                 }
@@ -361,34 +453,45 @@ impl Engine {
         }
     }
 
-    /// Draws the next LSN, applies the events and queues the record — all under the locks.
-    fn write(&self, ctx: &Ctx, locked: &mut Locked, now: u64, events: Vec<Event>) -> u64 {
-        let record = Record { at_ms: now, events };
-        let payload = self.wal.as_ref().map(|_| record.encode());
-        if let Some(payload) = &payload {
+    /// Draws the next LSN, applies the events, derives and applies the alert events they call
+    /// for, and queues the record — all under the locks.
+    fn write(&self, ctx: &Ctx, locked: &mut Locked, now: u64, mut events: Vec<Event>) -> u64 {
+        let lsn = self.last_lsn.fetch_add(1, Ordering::AcqRel) + 1;
+        let applied = |locked: &mut Locked, first: usize, events: &[Event]| {
+            for (i, event) in events.iter().enumerate() {
+                if let Err(reason) = apply::apply(ctx, locked, At::new(lsn, first + i, now), event)
+                {
+                    panic!("bug: a decided event does not apply at LSN {lsn}: {reason}");
+                }
+                if let Event::InventoryReserved { expires_at_ms, .. } = event {
+                    self.expiry_hint_ms
+                        .fetch_min(*expires_at_ms, Ordering::AcqRel);
+                }
+            }
+        };
+        applied(locked, 0, &events);
+        let mut skus = Vec::new();
+        for event in &events {
+            alerting::touched_skus(event, &mut skus);
+        }
+        let derived = alerting::derive(ctx, locked, &skus, &self.config.alerts);
+        applied(locked, events.len(), &derived);
+        events.extend(derived);
+        locked.set_last_lsn(lsn);
+        if let Some(wal) = &self.wal {
+            let payload = Record { at_ms: now, events }.encode();
             assert!(
                 payload.len() <= limits::RECORD_BYTES_MAX,
                 "record too large"
             );
-        }
-        let lsn = self.last_lsn.fetch_add(1, Ordering::AcqRel) + 1;
-        for event in &record.events {
-            if let Err(reason) = apply::apply(ctx, locked, lsn, now, event) {
-                panic!("bug: a decided event does not apply at LSN {lsn}: {reason}");
-            }
-            if let Event::InventoryReserved { expires_at_ms, .. } = event {
-                self.expiry_hint_ms
-                    .fetch_min(*expires_at_ms, Ordering::AcqRel);
-            }
-        }
-        locked.set_last_lsn(lsn);
-        if let (Some(wal), Some(payload)) = (&self.wal, payload) {
             wal.push(lsn, payload);
         }
         lsn
     }
 
-    fn op_shards(&self, op: &Op, now: u64) -> ShardSet {
+    /// The shards an op touches, as far as `locked` lets one see: the keys the op names, and
+    /// the keys of the entities it names that sit in locked shards.
+    fn op_shards(&self, op: &Op, locked: &mut Locked, now: u64) -> ShardSet {
         let r = &self.router;
         let mut out = ShardSet::default();
         match op {
@@ -417,20 +520,85 @@ impl Engine {
                 out.extend(lines.iter().map(|l| r.of(&l.sku)));
             }
             Op::Commit { reservation_id, .. } | Op::Release { reservation_id } => {
-                let home = r.of(reservation_id);
+                out.insert(r.of(reservation_id));
+                self.hold_shards(locked, reservation_id, now, &mut out);
+            }
+            Op::UpsertCustomer { customer_id, .. } => out.insert(r.of(customer_id)),
+            Op::CreateOrder {
+                order_id,
+                customer_id,
+                lines,
+                ..
+            } => {
+                out.insert(r.of(order_id));
+                out.insert(r.of(customer_id));
+                out.extend(lines.iter().map(|l| r.of(&l.sku)));
+            }
+            Op::ConfirmPayment { order_id, .. }
+            | Op::FailPayment { order_id, .. }
+            | Op::ShipOrder { order_id, .. }
+            | Op::DeliverOrder { order_id }
+            | Op::CancelOrder { order_id, .. } => {
+                self.order_shards(locked, order_id, now, &mut out)
+            }
+            Op::RequestReturn {
+                return_id,
+                order_id,
+                ..
+            } => {
+                out.insert(r.of(return_id));
+                out.insert(r.of(order_id));
+            }
+            Op::ApproveReturn { return_id, .. } | Op::RejectReturn { return_id, .. } => {
+                let home = r.of(return_id);
                 out.insert(home);
-                let mut locked = self.lock(&out);
-                self.hold_shards(&mut locked, reservation_id, now, &mut out);
+                if locked.holds(home)
+                    && let Some(entry) =
+                        locked
+                            .shard(home)
+                            .return_entry(return_id, now, self.retention)
+                {
+                    let order_id = entry.ret.order_id.clone();
+                    self.order_shards(locked, &order_id, now, &mut out);
+                }
+            }
+            Op::UpdatePurchaseOrder {
+                purchase_order_id, ..
+            } => {
+                // A received purchase order is remembered as a stock receipt under its id.
+                out.insert(r.of(purchase_order_id));
+                if let Some(sku) = crate::alerts::purchase_order_sku(purchase_order_id) {
+                    out.insert(r.of(sku));
+                }
             }
         }
         out
     }
 
-    /// Adds the shards of a hold's SKUs to `out` (reads the hold from its locked home shard).
+    /// Adds the shards of a hold's SKUs to `out`, if its home shard is locked.
     fn hold_shards(&self, locked: &mut Locked, id: &str, now: u64, out: &mut ShardSet) {
         let home = self.router.of(id);
+        if !locked.holds(home) {
+            return;
+        }
         if let Some(entry) = locked.shard(home).reservation(id, now, self.retention) {
             out.extend(entry.lines.iter().map(|l| self.router.of(&l.sku)));
+        }
+    }
+
+    /// Adds an order's home shard and, if that is locked, its customer's and SKUs' shards.
+    fn order_shards(&self, locked: &mut Locked, order_id: &str, now: u64, out: &mut ShardSet) {
+        let home = self.router.of(order_id);
+        out.insert(home);
+        if !locked.holds(home) {
+            return;
+        }
+        if let Some(entry) = locked
+            .shard(home)
+            .order(order_id, now, self.order_retention)
+        {
+            out.insert(self.router.of(&entry.order.customer_id));
+            out.extend(entry.order.lines.iter().map(|l| self.router.of(&l.sku)));
         }
     }
 
@@ -480,15 +648,25 @@ impl Engine {
         if self.wal.as_ref().is_some_and(|w| w.failure().is_some()) {
             return false;
         }
-        self.write(
-            &ctx,
-            &mut locked,
-            now,
-            vec![Event::ReservationExpired {
-                reservation_id: id.to_string(),
-                lines,
-            }],
-        );
+        let mut events = vec![Event::ReservationExpired {
+            reservation_id: id.to_string(),
+            lines,
+        }];
+        // An order's hold expiring is its payment timeout: one record, release + cancel.
+        if let Some(order_id) = crate::orders::order_of_hold(id)
+            && let Some(order) = locked.shard(home).orders.get(order_id)
+            && order.order.status == OrderStatus::Pending
+        {
+            events.push(Event::OrderCancelled {
+                order_id: order_id.to_string(),
+                customer_id: order.order.customer_id.clone(),
+                from: OrderStatus::Pending,
+                reason: "payment_timeout".into(),
+                refund_due_cents: 0,
+                restocked: Vec::new(),
+            });
+        }
+        self.write(&ctx, &mut locked, now, events);
         true
     }
 
@@ -627,6 +805,121 @@ impl Engine {
             .ok_or_else(|| not_found(format!("reservation {id} not found")))
     }
 
+    pub fn get_customer(&self, id: &str) -> Result<Customer> {
+        validate::id("customer_id", id)?;
+        let shard = self.shards[self.router.of(id)].lock();
+        let entry = shard
+            .customers
+            .get(id)
+            .ok_or_else(|| not_found(format!("unknown customer {id}")))?;
+        let mut customer = entry.customer.clone();
+        customer.tier = self
+            .config
+            .orders
+            .tiers
+            .of(customer.lifetime_spend_cents)
+            .into();
+        Ok(customer)
+    }
+
+    pub fn get_order(&self, id: &str) -> Result<Order> {
+        self.get_order_at(id).map(|(order, _)| order)
+    }
+
+    /// An order and the LSN of its last change (where `WatchOrder` follows the feed from).
+    pub fn get_order_at(&self, id: &str) -> Result<(Order, u64)> {
+        validate::id("order_id", id)?;
+        self.expire_before_read();
+        let now = self.clock.now_ms();
+        let shard = self.shards[self.router.of(id)].lock();
+        shard
+            .order(id, now, self.order_retention)
+            .map(|e| (e.order.clone(), crate::ledger::shard::stamp_lsn(e.stamp)))
+            .ok_or_else(|| not_found(format!("order {id} not found")))
+    }
+
+    /// A page of orders in id order after `after` (exclusive), optionally of one customer
+    /// and/or in one status. Scans every shard (one lock at a time), keeping only a page.
+    pub fn list_orders(
+        &self,
+        customer_id: Option<&str>,
+        status: Option<OrderStatus>,
+        after: Option<&str>,
+        page_size: usize,
+    ) -> (Vec<Order>, Option<String>) {
+        self.expire_before_read();
+        let now = self.clock.now_ms();
+        let page_size = page_size.clamp(1, limits::PAGE_SIZE_MAX);
+        let mut page: BTreeMap<String, Order> = BTreeMap::new();
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            for (id, entry) in shard.orders.iter() {
+                let o = &entry.order;
+                let wanted = after.is_none_or(|a| id > a)
+                    && customer_id.is_none_or(|c| o.customer_id == c)
+                    && status.is_none_or(|s| o.status == s)
+                    && shard.order(id, now, self.order_retention).is_some();
+                // One more than a page tells whether another page follows.
+                if wanted
+                    && (page.len() <= page_size
+                        || page
+                            .last_key_value()
+                            .is_some_and(|(last, _)| id < last.as_str()))
+                {
+                    page.insert(id.to_string(), o.clone());
+                    if page.len() > page_size + 1 {
+                        page.pop_last();
+                    }
+                }
+            }
+        }
+        let more = page.len() > page_size;
+        let orders: Vec<Order> = page.into_values().take(page_size).collect();
+        let next = if more {
+            orders.last().map(|o| o.order_id.clone())
+        } else {
+            None
+        };
+        (orders, next)
+    }
+
+    /// Open alerts (and resolved ones still kept, with `include_resolved`), oldest first.
+    pub fn list_alerts(&self, include_resolved: bool) -> Vec<Alert> {
+        self.expire_before_read();
+        let mut out: Vec<Alert> = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            out.extend(
+                shard
+                    .alerts
+                    .values()
+                    .filter(|a| include_resolved || a.alert.resolved_at_ms.is_none())
+                    .map(|a| a.alert.clone()),
+            );
+        }
+        out.sort_by(|a, b| (a.opened_at_ms, &a.alert_id).cmp(&(b.opened_at_ms, &b.alert_id)));
+        out
+    }
+
+    /// Purchase orders (only SUGGESTED and ORDERED with `open_only`), oldest first.
+    pub fn list_purchase_orders(&self, open_only: bool) -> Vec<PurchaseOrder> {
+        let mut out: Vec<PurchaseOrder> = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            out.extend(
+                shard
+                    .purchase_orders
+                    .values()
+                    .filter(|p| !open_only || p.purchase_order.status.is_open())
+                    .map(|p| p.purchase_order.clone()),
+            );
+        }
+        out.sort_by(|a, b| {
+            (a.created_at_ms, &a.purchase_order_id).cmp(&(b.created_at_ms, &b.purchase_order_id))
+        });
+        out
+    }
+
     pub fn stats(&self) -> EngineStats {
         let wal = self.wal.as_ref().map(|w| w.stats()).unwrap_or_default();
         let last_lsn = self.last_lsn.load(Ordering::Acquire);
@@ -639,6 +932,7 @@ impl Engine {
             },
             skus: self.index.len() as u64,
             active_reservations: self.live_holds.load(Ordering::Relaxed),
+            open_orders: self.open_orders.load(Ordering::Relaxed),
             wal_bytes: wal.bytes_on_disk,
             fsyncs: wal.fsyncs,
             fsync_nanos_total: wal.fsync_nanos_total,
@@ -686,6 +980,22 @@ impl Engine {
                 .extend(shard.receipts.iter().map(|(k, _)| k.to_string()));
             dump.adjustments
                 .extend(shard.adjustments.iter().map(|(k, _)| k.to_string()));
+            for (id, e) in shard.customers.iter() {
+                dump.customers.insert(id.to_string(), e.customer.clone());
+            }
+            for (id, e) in shard.orders.iter() {
+                dump.orders.insert(id.to_string(), e.order.clone());
+            }
+            for (id, e) in shard.returns.iter() {
+                dump.returns.insert(id.to_string(), e.ret.clone());
+            }
+            for (id, e) in shard.alerts.iter() {
+                dump.alerts.insert(id.to_string(), e.alert.clone());
+            }
+            for (id, e) in shard.purchase_orders.iter() {
+                dump.purchase_orders
+                    .insert(id.to_string(), e.purchase_order.clone());
+            }
         }
         dump
     }
@@ -731,6 +1041,53 @@ impl Engine {
         if live != active {
             return Err(format!(
                 "live hold counter {live} but {active} active holds"
+            ));
+        }
+        // Orders: a PENDING order holds exactly its lines; an active order hold has a PENDING
+        // order; the open-order counter counts the open ones.
+        let mut open = 0u64;
+        for shard in &guards {
+            for (id, entry) in shard.orders.iter() {
+                let o = &entry.order;
+                open += u64::from(o.status.is_open());
+                let hold = shard.reservations.get(&crate::orders::hold_id(id));
+                let active =
+                    hold.is_some_and(|h| h.state == crate::model::ReservationState::Active);
+                if (o.status == OrderStatus::Pending) != active {
+                    return Err(format!(
+                        "order {id} is {} but its hold is {}",
+                        o.status.name(),
+                        hold.map_or("missing", |h| h.state.name())
+                    ));
+                }
+                if let Some(h) = hold.filter(|_| active) {
+                    let same = h.lines.len() == o.lines.len()
+                        && h.lines
+                            .iter()
+                            .zip(&o.lines)
+                            .all(|(a, b)| a.sku == b.sku && a.quantity == b.quantity);
+                    if !same {
+                        return Err(format!(
+                            "order {id}: its hold's lines differ from the order's"
+                        ));
+                    }
+                }
+            }
+            for (id, h) in shard.reservations.iter() {
+                if let Some(order_id) = crate::orders::order_of_hold(id)
+                    && h.state == crate::model::ReservationState::Active
+                    && !shard.orders.contains(order_id)
+                {
+                    return Err(format!(
+                        "an active hold of order {order_id}, which is unknown"
+                    ));
+                }
+            }
+        }
+        let counted = self.open_orders.load(Ordering::Relaxed);
+        if counted != open {
+            return Err(format!(
+                "open-order counter {counted} but {open} open orders"
             ));
         }
         Ok(())

@@ -7,7 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::alerts::{AlertKind, PurchaseOrderStatus};
 use crate::model::Line;
+use crate::orders::{OrderLine, OrderStatus, Pricing, Totals};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
@@ -57,6 +59,117 @@ pub enum Event {
         reservation_id: String,
         lines: Vec<Line>,
     },
+    // Orders (issue 5). Postcard encodes variants by index: append only.
+    CustomerUpserted {
+        customer_id: String,
+        name: String,
+        email: String,
+        phone: String,
+        address: String,
+        notify_email: bool,
+        notify_sms: bool,
+    },
+    /// Follows the `InventoryReserved` of the order's hold (`orders::hold_id`) in one record.
+    OrderCreated {
+        order_id: String,
+        customer_id: String,
+        /// Sorted by SKU, priced from the catalogue at order time.
+        lines: Vec<OrderLine>,
+        shipping_address: String,
+        totals: Totals,
+        /// The rules the totals were computed with.
+        pricing: Pricing,
+        payment_timeout_seconds: u32,
+        payment_deadline_ms: u64,
+    },
+    /// A payment attempt: a success is followed by the hold's `ReservationCommitted` and
+    /// `OrderPaid`; a failure by its `ReservationReleased` and `OrderCancelled`.
+    PaymentProcessed {
+        order_id: String,
+        payment_id: String,
+        amount_cents: i64,
+        succeeded: bool,
+        reason: String,
+    },
+    OrderPaid {
+        order_id: String,
+        customer_id: String,
+        payment_id: String,
+        amount_cents: i64,
+    },
+    OrderShipped {
+        order_id: String,
+        carrier: String,
+        tracking_number: String,
+    },
+    OrderDelivered {
+        order_id: String,
+    },
+    /// From PENDING it follows the hold's release or expiry; from PAID it puts `restocked`
+    /// back on hand and records the refund due.
+    OrderCancelled {
+        order_id: String,
+        customer_id: String,
+        from: OrderStatus,
+        reason: String,
+        refund_due_cents: i64,
+        restocked: Vec<Line>,
+    },
+    ReturnRequested {
+        return_id: String,
+        order_id: String,
+        lines: Vec<Line>,
+        reason: String,
+    },
+    /// `restocked` (the return's lines when it restocks, else empty) goes back on hand.
+    ReturnApproved {
+        return_id: String,
+        order_id: String,
+        customer_id: String,
+        lines: Vec<Line>,
+        refund_cents: i64,
+        restocked: Vec<Line>,
+    },
+    ReturnRejected {
+        return_id: String,
+        order_id: String,
+        lines: Vec<Line>,
+        reason: String,
+    },
+    OrderReturned {
+        order_id: String,
+    },
+    // Alerts and purchase orders.
+    InventoryLevelLow {
+        alert_id: String,
+        sku: String,
+        kind: AlertKind,
+        available: u64,
+        reorder_level: u32,
+        suggested_quantity: u32,
+    },
+    InventoryRestored {
+        alert_id: String,
+        sku: String,
+        kind: AlertKind,
+        available: u64,
+        /// Resolved alerts and closed purchase orders of this SKU that memory lets go of
+        /// (beyond `limits::ALERT_HISTORY_PER_SKU_MAX`), oldest first.
+        forgotten: Vec<String>,
+    },
+    PurchaseOrderSuggested {
+        purchase_order_id: String,
+        sku: String,
+        quantity: u32,
+        alert_id: String,
+    },
+    PurchaseOrderUpdated {
+        purchase_order_id: String,
+        sku: String,
+        status: PurchaseOrderStatus,
+        /// As in `InventoryRestored`, when this update closes the purchase order.
+        forgotten: Vec<String>,
+    },
 }
 
 impl Event {
@@ -70,19 +183,87 @@ impl Event {
             Event::ReservationCommitted { .. } => "ReservationCommitted",
             Event::ReservationReleased { .. } => "ReservationReleased",
             Event::ReservationExpired { .. } => "ReservationExpired",
+            Event::CustomerUpserted { .. } => "CustomerUpserted",
+            Event::OrderCreated { .. } => "OrderCreated",
+            Event::PaymentProcessed { .. } => "PaymentProcessed",
+            Event::OrderPaid { .. } => "OrderPaid",
+            Event::OrderShipped { .. } => "OrderShipped",
+            Event::OrderDelivered { .. } => "OrderDelivered",
+            Event::OrderCancelled { .. } => "OrderCancelled",
+            Event::ReturnRequested { .. } => "ReturnRequested",
+            Event::ReturnApproved { .. } => "ReturnApproved",
+            Event::ReturnRejected { .. } => "ReturnRejected",
+            Event::OrderReturned { .. } => "OrderReturned",
+            Event::InventoryLevelLow { .. } => "InventoryLevelLow",
+            Event::InventoryRestored { .. } => "InventoryRestored",
+            Event::PurchaseOrderSuggested { .. } => "PurchaseOrderSuggested",
+            Event::PurchaseOrderUpdated { .. } => "PurchaseOrderUpdated",
         }
     }
 
-    /// The entity the event is about: a SKU or a reservation id.
+    /// The order the event is about, if any (an order's hold counts as its order).
+    pub fn order_id(&self) -> Option<&str> {
+        match self {
+            Event::OrderCreated { order_id, .. }
+            | Event::PaymentProcessed { order_id, .. }
+            | Event::OrderPaid { order_id, .. }
+            | Event::OrderShipped { order_id, .. }
+            | Event::OrderDelivered { order_id }
+            | Event::OrderCancelled { order_id, .. }
+            | Event::ReturnRequested { order_id, .. }
+            | Event::ReturnApproved { order_id, .. }
+            | Event::ReturnRejected { order_id, .. }
+            | Event::OrderReturned { order_id } => Some(order_id),
+            Event::InventoryReserved { reservation_id, .. }
+            | Event::ReservationCommitted { reservation_id, .. }
+            | Event::ReservationReleased { reservation_id, .. }
+            | Event::ReservationExpired { reservation_id, .. } => {
+                crate::orders::order_of_hold(reservation_id)
+            }
+            _ => None,
+        }
+    }
+
+    /// The entity the event is about: a SKU, a reservation, an order (also for an order's
+    /// hold), a customer, a return or a purchase order.
     pub fn subject(&self) -> &str {
+        if let Some(order_id) = self.order_id()
+            && !matches!(
+                self,
+                Event::ReturnRequested { .. }
+                    | Event::ReturnApproved { .. }
+                    | Event::ReturnRejected { .. }
+            )
+        {
+            return order_id;
+        }
         match self {
             Event::ProductUpserted { sku, .. }
             | Event::StockReceived { sku, .. }
-            | Event::StockAdjusted { sku, .. } => sku,
+            | Event::StockAdjusted { sku, .. }
+            | Event::InventoryLevelLow { sku, .. }
+            | Event::InventoryRestored { sku, .. } => sku,
             Event::InventoryReserved { reservation_id, .. }
             | Event::ReservationCommitted { reservation_id, .. }
             | Event::ReservationReleased { reservation_id, .. }
             | Event::ReservationExpired { reservation_id, .. } => reservation_id,
+            Event::CustomerUpserted { customer_id, .. } => customer_id,
+            Event::ReturnRequested { return_id, .. }
+            | Event::ReturnApproved { return_id, .. }
+            | Event::ReturnRejected { return_id, .. } => return_id,
+            Event::PurchaseOrderSuggested {
+                purchase_order_id, ..
+            }
+            | Event::PurchaseOrderUpdated {
+                purchase_order_id, ..
+            } => purchase_order_id,
+            Event::OrderCreated { order_id, .. }
+            | Event::PaymentProcessed { order_id, .. }
+            | Event::OrderPaid { order_id, .. }
+            | Event::OrderShipped { order_id, .. }
+            | Event::OrderDelivered { order_id }
+            | Event::OrderCancelled { order_id, .. }
+            | Event::OrderReturned { order_id } => order_id,
         }
     }
 

@@ -24,6 +24,26 @@ pub const UNIT_PRICE_CENTS_MAX: i64 = 1_000_000_000;
 pub const TTL_SECONDS_DEFAULT: u32 = 1800;
 /// Longest hold (7 days).
 pub const TTL_SECONDS_MAX: u32 = 7 * 24 * 3600;
+/// Longest email address (RFC 5321's path limit), in bytes.
+pub const EMAIL_BYTES_MAX: usize = 254;
+/// Longest postal address, carrier name or tracking number, in bytes.
+pub const ADDRESS_BYTES_MAX: usize = 1024;
+pub const CARRIER_BYTES_MAX: usize = 128;
+pub const TRACKING_NUMBER_BYTES_MAX: usize = 128;
+/// Largest order total, in cents (10 billion currency units): keeps every sum of totals and
+/// refunds far inside `i64`.
+pub const ORDER_TOTAL_CENTS_MAX: i64 = 1_000_000_000_000;
+/// Closed orders (CANCELLED, DELIVERED, RETURNED) are remembered this long (30 days)...
+pub const ORDER_RETENTION_SECONDS_DEFAULT: u64 = 30 * 24 * 3600;
+/// ...and at most this many of them (across all shards), whichever bound comes first.
+pub const ORDER_RETENTION_COUNT_DEFAULT: u64 = 1_000_000;
+/// Resolved alerts and closed purchase orders kept per SKU (older ones are forgotten; the
+/// analytical store keeps the history).
+pub const ALERT_HISTORY_PER_SKU_MAX: usize = 8;
+/// Events in one WAL record (an op's own events plus the alert events it caused): the
+/// per-entity stamps of `ledger::apply` keep the event index in 16 bits.
+pub const EVENTS_PER_RECORD_MAX: usize = 1024;
+
 /// Ops in one `ExecuteBatch`.
 pub const BATCH_OPS_MAX: usize = 8192;
 

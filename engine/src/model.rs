@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::alerts::{PurchaseOrder, PurchaseOrderStatus};
+use crate::orders::{Customer, Order, Return};
+
 /// One SKU and a quantity.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Line {
@@ -133,6 +136,89 @@ pub enum Op {
     Release {
         reservation_id: String,
     },
+    UpsertCustomer {
+        customer_id: String,
+        name: String,
+        email: String,
+        phone: String,
+        address: String,
+        notify_email: bool,
+        notify_sms: bool,
+    },
+    CreateOrder {
+        order_id: String,
+        customer_id: String,
+        lines: Vec<Line>,
+        shipping_address: String,
+        /// 0 means the default.
+        payment_timeout_seconds: u32,
+    },
+    ConfirmPayment {
+        order_id: String,
+        payment_id: String,
+        amount_cents: i64,
+    },
+    FailPayment {
+        order_id: String,
+        payment_id: String,
+        reason: String,
+    },
+    ShipOrder {
+        order_id: String,
+        carrier: String,
+        tracking_number: String,
+    },
+    DeliverOrder {
+        order_id: String,
+    },
+    CancelOrder {
+        order_id: String,
+        reason: String,
+    },
+    RequestReturn {
+        return_id: String,
+        order_id: String,
+        lines: Vec<Line>,
+        reason: String,
+    },
+    ApproveReturn {
+        return_id: String,
+        refund_cents: i64,
+        restock: bool,
+    },
+    RejectReturn {
+        return_id: String,
+        reason: String,
+    },
+    UpdatePurchaseOrder {
+        purchase_order_id: String,
+        status: PurchaseOrderStatus,
+    },
+}
+
+impl Op {
+    /// The op's name as the API calls it (metrics, logs, messages).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::UpsertProduct { .. } => "UpsertProduct",
+            Op::Receive { .. } => "ReceiveStock",
+            Op::Adjust { .. } => "AdjustStock",
+            Op::Reserve { .. } => "Reserve",
+            Op::Commit { .. } => "Commit",
+            Op::Release { .. } => "Release",
+            Op::UpsertCustomer { .. } => "UpsertCustomer",
+            Op::CreateOrder { .. } => "CreateOrder",
+            Op::ConfirmPayment { .. } => "ConfirmPayment",
+            Op::FailPayment { .. } => "FailPayment",
+            Op::ShipOrder { .. } => "ShipOrder",
+            Op::DeliverOrder { .. } => "DeliverOrder",
+            Op::CancelOrder { .. } => "CancelOrder",
+            Op::RequestReturn { .. } => "RequestReturn",
+            Op::ApproveReturn { .. } => "ApproveReturn",
+            Op::RejectReturn { .. } => "RejectReturn",
+            Op::UpdatePurchaseOrder { .. } => "UpdatePurchaseOrder",
+        }
+    }
 }
 
 /// What a successful op returns.
@@ -141,6 +227,10 @@ pub enum OpOutput {
     Product(Product),
     Stock(StockLevel),
     Reservation(Reservation),
+    Customer(Customer),
+    Order(Order),
+    Return(Return),
+    PurchaseOrder(PurchaseOrder),
 }
 
 impl OpOutput {
@@ -148,12 +238,39 @@ impl OpOutput {
         match self {
             OpOutput::Stock(s) => Some(s),
             OpOutput::Product(p) => Some(p.stock),
-            OpOutput::Reservation(_) => None,
+            _ => None,
         }
     }
     pub fn into_reservation(self) -> Option<Reservation> {
         match self {
             OpOutput::Reservation(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+impl OpOutput {
+    pub fn into_customer(self) -> Option<Customer> {
+        match self {
+            OpOutput::Customer(c) => Some(c),
+            _ => None,
+        }
+    }
+    pub fn into_order(self) -> Option<Order> {
+        match self {
+            OpOutput::Order(o) => Some(o),
+            _ => None,
+        }
+    }
+    pub fn into_return(self) -> Option<Return> {
+        match self {
+            OpOutput::Return(r) => Some(r),
+            _ => None,
+        }
+    }
+    pub fn into_purchase_order(self) -> Option<PurchaseOrder> {
+        match self {
+            OpOutput::PurchaseOrder(p) => Some(p),
             _ => None,
         }
     }

@@ -12,11 +12,14 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::alerts::{Alert, PurchaseOrder};
 use crate::engine::Engine;
 use crate::ledger::shard::{
-    IdKind, ProductInfo, ReservationEntry, SkuCell, SkuEntry, StockOpEntry,
+    AlertEntry, AlertState, CustomerEntry, IdKind, OrderEntry, ProductInfo, PurchaseOrderEntry,
+    ReservationEntry, ReturnEntry, SkuCell, SkuEntry, Stamp, StockOpEntry,
 };
 use crate::model::{Line, ReservationState};
+use crate::orders::{Customer, Order, Return};
 
 /// Slots copied per lock hold: small enough that a writer waits microseconds.
 pub const CHUNK_SLOTS: usize = 128;
@@ -30,7 +33,9 @@ pub struct SkuSnap {
     pub reorder_quantity: u32,
     pub on_hand: u64,
     pub reserved: u64,
-    pub lsn: u64,
+    pub ever_stocked: bool,
+    pub alerts: Option<AlertState>,
+    pub stamp: Stamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,7 +49,7 @@ pub struct ReservationSnap {
     pub ttl_seconds: u32,
     pub ended_at_ms: Option<u64>,
     pub created_lsn: u64,
-    pub lsn: u64,
+    pub stamp: Stamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,7 +59,24 @@ pub struct StockOpSnap {
     pub quantity: u64,
     pub reason: String,
     pub at_ms: u64,
-    pub lsn: u64,
+    pub stamp: Stamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderSnap {
+    pub order: Order,
+    pub returned: Vec<Line>,
+    pub return_pending: Vec<Line>,
+    pub failed_payment_id: String,
+    pub closed_at_ms: Option<u64>,
+    pub stamp: Stamp,
+}
+
+/// A customer, return, alert or purchase order with its stamp.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamped<T> {
+    pub value: T,
+    pub stamp: Stamp,
 }
 
 /// The complete ledger as of a fuzzy cut: replay the WAL from `lsn_start + 1` on top.
@@ -69,6 +91,11 @@ pub struct SnapshotData {
     pub reservations: Vec<ReservationSnap>,
     pub receipts: Vec<StockOpSnap>,
     pub adjustments: Vec<StockOpSnap>,
+    pub customers: Vec<Stamped<Customer>>,
+    pub orders: Vec<OrderSnap>,
+    pub returns: Vec<Stamped<Return>>,
+    pub alerts: Vec<Stamped<Alert>>,
+    pub purchase_orders: Vec<Stamped<PurchaseOrder>>,
 }
 
 /// How a cut went: the longest time writers of one shard waited, and the whole copy's time.
@@ -117,7 +144,12 @@ impl Engine {
                     .slots()
                     .max(guard.reservations.slots())
                     .max(guard.receipts.slots())
-                    .max(guard.adjustments.slots());
+                    .max(guard.adjustments.slots())
+                    .max(guard.customers.slots())
+                    .max(guard.orders.slots())
+                    .max(guard.returns.slots())
+                    .max(guard.alerts.slots())
+                    .max(guard.purchase_orders.slots());
                 let end = (slot + CHUNK_SLOTS).min(slots_max);
                 for at in slot..end {
                     if let Some((sku, e)) = guard.skus.slot(at) {
@@ -131,6 +163,22 @@ impl Engine {
                     }
                     if let Some((id, op)) = guard.adjustments.slot(at) {
                         data.adjustments.push(stock_op_snap(id, op));
+                    }
+                    if let Some((_, c)) = guard.customers.slot(at) {
+                        data.customers.push(stamped(&c.customer, c.stamp));
+                    }
+                    if let Some((_, o)) = guard.orders.slot(at) {
+                        data.orders.push(order_snap(o));
+                    }
+                    if let Some((_, r)) = guard.returns.slot(at) {
+                        data.returns.push(stamped(&r.ret, r.stamp));
+                    }
+                    if let Some((_, a)) = guard.alerts.slot(at) {
+                        data.alerts.push(stamped(&a.alert, a.stamp));
+                    }
+                    if let Some((_, p)) = guard.purchase_orders.slot(at) {
+                        data.purchase_orders
+                            .push(stamped(&p.purchase_order, p.stamp));
                     }
                 }
                 drop(guard);
@@ -171,6 +219,23 @@ impl Engine {
         }
         for op in data.adjustments {
             loads[self.router.of(&op.id)].adjustments.push(op);
+        }
+        for c in data.customers {
+            loads[self.router.of(&c.value.customer_id)]
+                .customers
+                .push(c);
+        }
+        for o in data.orders {
+            loads[self.router.of(&o.order.order_id)].orders.push(o);
+        }
+        for r in data.returns {
+            loads[self.router.of(&r.value.return_id)].returns.push(r);
+        }
+        for a in data.alerts {
+            loads[self.router.of(&a.value.sku)].alerts.push(a);
+        }
+        for p in data.purchase_orders {
+            loads[self.router.of(&p.value.sku)].purchase_orders.push(p);
         }
         // One thread per core, each filling a share of the shards; each returns the deadlines
         // its active holds leave in *other* shards.
@@ -226,7 +291,9 @@ impl Engine {
                 on_hand: s.on_hand,
                 reserved: s.reserved,
                 cell: cell.clone(),
-                lsn: s.lsn,
+                ever_stocked: s.ever_stocked,
+                alerts: s.alerts.map(Box::new),
+                stamp: s.stamp,
             };
             entry.assert_invariants(&s.sku);
             entry.publish();
@@ -245,7 +312,7 @@ impl Engine {
                 ttl_seconds: r.ttl_seconds,
                 ended_at_ms: r.ended_at_ms,
                 created_lsn: r.created_lsn,
-                lsn: r.lsn,
+                stamp: r.stamp,
             };
             match entry.ended_at_ms {
                 Some(at) => ended.push((at, IdKind::Reservation, r.reservation_id.clone())),
@@ -277,13 +344,74 @@ impl Engine {
                     quantity: op.quantity,
                     reason: op.reason,
                     at_ms: op.at_ms,
-                    lsn: op.lsn,
+                    stamp: op.stamp,
                 };
                 match kind {
                     IdKind::Receipt => shard.receipts.insert(op.id, entry),
                     _ => shard.adjustments.insert(op.id, entry),
                 }
             }
+        }
+        for c in load.customers {
+            let entry = CustomerEntry {
+                customer: c.value,
+                stamp: c.stamp,
+            };
+            shard
+                .customers
+                .insert(entry.customer.customer_id.clone(), entry);
+        }
+        let mut closed = Vec::new();
+        for o in load.orders {
+            let id = o.order.order_id.clone();
+            match o.closed_at_ms {
+                Some(at) => closed.push((at, id.clone())),
+                None => {
+                    self.open_orders.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            let entry = OrderEntry {
+                order: o.order,
+                returned: o.returned,
+                return_pending: o.return_pending,
+                failed_payment_id: o.failed_payment_id,
+                closed_at_ms: o.closed_at_ms,
+                stamp: o.stamp,
+            };
+            shard.orders.insert(id, entry);
+        }
+        closed.sort();
+        shard.closed_orders.extend(closed);
+        for r in load.returns {
+            let id = r.value.return_id.clone();
+            if r.value.decided_at_ms > 0 {
+                ended.push((r.value.decided_at_ms, IdKind::Return, id.clone()));
+            }
+            shard.returns.insert(
+                id,
+                ReturnEntry {
+                    ret: r.value,
+                    stamp: r.stamp,
+                },
+            );
+        }
+        for a in load.alerts {
+            shard.alerts.insert(
+                a.value.alert_id.clone(),
+                AlertEntry {
+                    alert: a.value,
+                    stamp: a.stamp,
+                },
+            );
+        }
+        for p in load.purchase_orders {
+            shard.purchase_orders.insert(
+                p.value.purchase_order_id.clone(),
+                PurchaseOrderEntry {
+                    purchase_order: p.value,
+                    stamp: p.stamp,
+                },
+            );
         }
         ended.sort_by_key(|(at, _, _)| *at);
         shard.ended.extend(ended);
@@ -298,6 +426,11 @@ struct ShardLoad {
     reservations: Vec<ReservationSnap>,
     receipts: Vec<StockOpSnap>,
     adjustments: Vec<StockOpSnap>,
+    customers: Vec<Stamped<Customer>>,
+    orders: Vec<OrderSnap>,
+    returns: Vec<Stamped<Return>>,
+    alerts: Vec<Stamped<Alert>>,
+    purchase_orders: Vec<Stamped<PurchaseOrder>>,
 }
 
 fn sku_snap(sku: &str, e: &SkuEntry) -> SkuSnap {
@@ -309,7 +442,9 @@ fn sku_snap(sku: &str, e: &SkuEntry) -> SkuSnap {
         reorder_quantity: e.product.reorder_quantity,
         on_hand: e.on_hand,
         reserved: e.reserved,
-        lsn: e.lsn,
+        ever_stocked: e.ever_stocked,
+        alerts: e.alerts.as_deref().cloned(),
+        stamp: e.stamp,
     }
 }
 
@@ -324,7 +459,7 @@ fn reservation_snap(id: &str, r: &ReservationEntry) -> ReservationSnap {
         ttl_seconds: r.ttl_seconds,
         ended_at_ms: r.ended_at_ms,
         created_lsn: r.created_lsn,
-        lsn: r.lsn,
+        stamp: r.stamp,
     }
 }
 
@@ -335,6 +470,24 @@ fn stock_op_snap(id: &str, op: &StockOpEntry) -> StockOpSnap {
         quantity: op.quantity,
         reason: op.reason.clone(),
         at_ms: op.at_ms,
-        lsn: op.lsn,
+        stamp: op.stamp,
+    }
+}
+
+fn stamped<T: Clone>(value: &T, stamp: Stamp) -> Stamped<T> {
+    Stamped {
+        value: value.clone(),
+        stamp,
+    }
+}
+
+fn order_snap(o: &OrderEntry) -> OrderSnap {
+    OrderSnap {
+        order: o.order.clone(),
+        returned: o.returned.clone(),
+        return_pending: o.return_pending.clone(),
+        failed_payment_id: o.failed_payment_id.clone(),
+        closed_at_ms: o.closed_at_ms,
+        stamp: o.stamp,
     }
 }

@@ -12,6 +12,13 @@
 //!   stock SKU                     get ID              list [after=SKU] [n=N] [low]
 //!   advance SECONDS | advance ms=MS
 //!   expire                        check               restart             lsn
+//!   customer ID [email=E] [phone=P] [sms] [noemail]      getcustomer ID
+//!   order ID CUSTOMER SKU:Q[,...] [timeout=S]            getorder ID
+//!   pay ORDER PAYMENT AMOUNT      failpay ORDER PAYMENT [REASON...]
+//!   ship ORDER CARRIER TRACKING   deliver ORDER       cancel ORDER [REASON...]
+//!   return ID ORDER SKU:Q[,...] [REASON...]            approve ID REFUND [restock]
+//!   reject ID [REASON...]         orders [customer=C] [status=S]
+//!   alerts [all]                  pos [open]          po ID STATUS
 //! An argument `-` stands for an empty id.
 
 mod common;
@@ -22,7 +29,8 @@ use std::sync::Arc;
 
 use engine::engine::lines_text;
 use engine::{
-    Engine, EngineError, Line, ManualClock, Op, OpOutput, Reservation, StockLevel, SyncMode,
+    Alert, Customer, Engine, EngineError, Line, ManualClock, Op, OpOutput, Order, OrderStatus,
+    PurchaseOrder, PurchaseOrderStatus, Reservation, Return, StockLevel, SyncMode,
 };
 
 struct Runner {
@@ -154,6 +162,106 @@ impl Runner {
                     report.records_replayed
                 )
             }
+            "customer" => self.op(Op::UpsertCustomer {
+                customer_id: empty_if_dash(args[0]),
+                name: format!("{} name", args[0]),
+                email: kv("email").unwrap_or_else(|| format!("{}@example.com", args[0])),
+                phone: kv("phone").unwrap_or_default(),
+                address: "1 Main St".into(),
+                notify_email: !args.contains(&"noemail"),
+                notify_sms: args.contains(&"sms"),
+            }),
+            "getcustomer" => match self.engine.get_customer(args[0]) {
+                Ok(c) => customer_text(&c),
+                Err(e) => error_text(&e),
+            },
+            "order" => self.op(Op::CreateOrder {
+                order_id: empty_if_dash(args[0]),
+                customer_id: args[1].into(),
+                lines: parse_lines(args.get(2).copied().unwrap_or("")),
+                shipping_address: "1 Main St".into(),
+                payment_timeout_seconds: num("timeout", 0) as u32,
+            }),
+            "getorder" => match self.engine.get_order(args[0]) {
+                Ok(o) => order_text(&o),
+                Err(e) => error_text(&e),
+            },
+            "pay" => self.op(Op::ConfirmPayment {
+                order_id: args[0].into(),
+                payment_id: empty_if_dash(args[1]),
+                amount_cents: args[2].parse().expect("amount"),
+            }),
+            "failpay" => self.op(Op::FailPayment {
+                order_id: args[0].into(),
+                payment_id: args[1].into(),
+                reason: args[2..].join(" "),
+            }),
+            "ship" => self.op(Op::ShipOrder {
+                order_id: args[0].into(),
+                carrier: empty_if_dash(args[1]),
+                tracking_number: empty_if_dash(args[2]),
+            }),
+            "deliver" => self.op(Op::DeliverOrder {
+                order_id: args[0].into(),
+            }),
+            "cancel" => self.op(Op::CancelOrder {
+                order_id: args[0].into(),
+                reason: args[1..].join(" "),
+            }),
+            "return" => self.op(Op::RequestReturn {
+                return_id: args[0].into(),
+                order_id: args[1].into(),
+                lines: parse_lines(args[2]),
+                reason: args[3..].join(" "),
+            }),
+            "approve" => self.op(Op::ApproveReturn {
+                return_id: args[0].into(),
+                refund_cents: args[1].parse().expect("refund"),
+                restock: args.contains(&"restock"),
+            }),
+            "reject" => self.op(Op::RejectReturn {
+                return_id: args[0].into(),
+                reason: args[1..].join(" "),
+            }),
+            "orders" => {
+                let status = kv("status").map(|s| parse_status(&s));
+                let (orders, next) =
+                    self.engine
+                        .list_orders(kv("customer").as_deref(), status, None, 100);
+                let mut out = String::new();
+                for o in &orders {
+                    writeln!(out, "{}", order_text(o)).expect("write");
+                }
+                write!(out, "next={}", next.unwrap_or_default()).expect("write");
+                out
+            }
+            "alerts" => {
+                let alerts = self.engine.list_alerts(args.contains(&"all"));
+                let lines: Vec<String> = alerts.iter().map(alert_text).collect();
+                if lines.is_empty() {
+                    "no alerts".into()
+                } else {
+                    lines.join("\n")
+                }
+            }
+            "pos" => {
+                let pos = self.engine.list_purchase_orders(args.contains(&"open"));
+                let lines: Vec<String> = pos.iter().map(purchase_order_text).collect();
+                if lines.is_empty() {
+                    "no purchase orders".into()
+                } else {
+                    lines.join("\n")
+                }
+            }
+            "po" => self.op(Op::UpdatePurchaseOrder {
+                purchase_order_id: args[0].into(),
+                status: match args[1] {
+                    "ORDERED" => PurchaseOrderStatus::Ordered,
+                    "RECEIVED" => PurchaseOrderStatus::Received,
+                    "CANCELLED" => PurchaseOrderStatus::Cancelled,
+                    _ => PurchaseOrderStatus::Suggested,
+                },
+            }),
             other => panic!("unknown command {other}"),
         }
     }
@@ -171,6 +279,10 @@ impl Runner {
                 p.reorder_quantity,
                 stock_text(&p.stock)
             ),
+            Ok(OpOutput::Customer(c)) => customer_text(&c),
+            Ok(OpOutput::Order(o)) => order_text(&o),
+            Ok(OpOutput::Return(r)) => return_text(&r),
+            Ok(OpOutput::PurchaseOrder(p)) => purchase_order_text(&p),
             Err(e) => error_text(&e),
         }
     }
@@ -226,6 +338,125 @@ fn reservation_text(r: &Reservation) -> String {
         lines_text(&r.committed_lines),
         r.created_at_ms,
         r.expires_at_ms
+    )
+}
+
+fn parse_status(s: &str) -> OrderStatus {
+    match s {
+        "PENDING" => OrderStatus::Pending,
+        "PAID" => OrderStatus::Paid,
+        "SHIPPED" => OrderStatus::Shipped,
+        "DELIVERED" => OrderStatus::Delivered,
+        "CANCELLED" => OrderStatus::Cancelled,
+        _ => OrderStatus::Returned,
+    }
+}
+
+fn customer_text(c: &Customer) -> String {
+    format!(
+        "customer {} email={} phone={} notify={}{} spend={} orders={} tier={}",
+        c.customer_id,
+        c.email,
+        if c.phone.is_empty() { "-" } else { &c.phone },
+        if c.notify_email { "email" } else { "" },
+        if c.notify_sms { "+sms" } else { "" },
+        c.lifetime_spend_cents,
+        c.order_count,
+        c.tier
+    )
+}
+
+/// An order with its figures; times and texts only once set.
+fn order_text(o: &Order) -> String {
+    let t = &o.totals;
+    let lines: Vec<String> = o
+        .lines
+        .iter()
+        .map(|l| format!("{}×{}@{}", l.sku, l.quantity, l.unit_price_cents))
+        .collect();
+    let mut out = format!(
+        "order {} {} customer={} lines={} subtotal={} discount={} tax={} shipping={} total={} deadline={}ms",
+        o.order_id,
+        o.status.name(),
+        o.customer_id,
+        lines.join(","),
+        t.subtotal_cents,
+        t.discount_cents,
+        t.tax_cents,
+        t.shipping_cents,
+        t.total_cents,
+        o.payment_deadline_ms
+    );
+    for (name, at) in [
+        ("paid", o.paid_at_ms),
+        ("shipped", o.shipped_at_ms),
+        ("delivered", o.delivered_at_ms),
+        ("cancelled", o.cancelled_at_ms),
+    ] {
+        if at > 0 {
+            write!(out, " {name}={at}ms").expect("write");
+        }
+    }
+    for (name, text) in [
+        ("payment", &o.payment_id),
+        ("carrier", &o.carrier),
+        ("tracking", &o.tracking_number),
+        ("reason", &o.cancel_reason),
+    ] {
+        if !text.is_empty() {
+            write!(out, " {name}={text:?}").expect("write");
+        }
+    }
+    if o.refund_due_cents > 0 || o.refunded_cents > 0 {
+        write!(
+            out,
+            " refund_due={} refunded={}",
+            o.refund_due_cents, o.refunded_cents
+        )
+        .expect("write");
+    }
+    out
+}
+
+fn return_text(r: &Return) -> String {
+    format!(
+        "return {} {} order={} lines={} refund={} restock={} requested={}ms decided={}ms",
+        r.return_id,
+        r.status.name(),
+        r.order_id,
+        lines_text(&r.lines),
+        r.refund_cents,
+        r.restock,
+        r.requested_at_ms,
+        r.decided_at_ms
+    )
+}
+
+fn alert_text(a: &Alert) -> String {
+    format!(
+        "alert {} {} {} available={} level={} suggest={} opened={}ms resolved={}",
+        a.alert_id,
+        a.kind.name(),
+        a.sku,
+        a.available,
+        a.reorder_level,
+        a.suggested_quantity,
+        a.opened_at_ms,
+        a.resolved_at_ms
+            .map_or_else(|| "no".to_string(), |at| format!("{at}ms"))
+    )
+}
+
+fn purchase_order_text(p: &PurchaseOrder) -> String {
+    format!(
+        "purchase_order {} {} {}×{} alert={} created={}ms updated={}ms",
+        p.purchase_order_id,
+        p.status.name(),
+        p.sku,
+        p.quantity,
+        p.alert_id,
+        p.created_at_ms,
+        p.updated_at_ms
     )
 }
 

@@ -138,6 +138,7 @@ impl Model {
                 }
             }
             Op::Adjust { .. } => unreachable!("not generated"),
+            other => unreachable!("the simulation does not generate {}", other.name()),
         }
     }
 }

@@ -163,6 +163,269 @@ pub fn release_op(r: pb::ReleaseRequest) -> Op {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Orders, customers, returns
+// ---------------------------------------------------------------------------
+
+pub fn order_status(s: engine::OrderStatus) -> pb::OrderStatus {
+    use engine::OrderStatus as S;
+    match s {
+        S::Pending => pb::OrderStatus::Pending,
+        S::Paid => pb::OrderStatus::Paid,
+        S::Shipped => pb::OrderStatus::Shipped,
+        S::Delivered => pb::OrderStatus::Delivered,
+        S::Cancelled => pb::OrderStatus::Cancelled,
+        S::Returned => pb::OrderStatus::Returned,
+    }
+}
+
+/// A wire enum value (prost keeps it as an `i32`) → the engine's, `None` for UNSPECIFIED (`of`
+/// says which); a number the proto does not define is INVALID_ARGUMENT naming `field`.
+fn enum_in<P: TryFrom<i32>, E>(
+    field: &str,
+    value: i32,
+    of: impl Fn(P) -> Option<E>,
+) -> Result<Option<E>, Status> {
+    P::try_from(value)
+        .map(of)
+        .map_err(|_| Status::invalid_argument(format!("{field}: unknown value {value}")))
+}
+
+/// ListOrders' status filter: UNSPECIFIED = any status.
+pub fn order_status_filter(value: i32) -> Result<Option<engine::OrderStatus>, Status> {
+    use engine::OrderStatus as S;
+    enum_in("status", value, |s| match s {
+        pb::OrderStatus::Unspecified => None,
+        pb::OrderStatus::Pending => Some(S::Pending),
+        pb::OrderStatus::Paid => Some(S::Paid),
+        pb::OrderStatus::Shipped => Some(S::Shipped),
+        pb::OrderStatus::Delivered => Some(S::Delivered),
+        pb::OrderStatus::Cancelled => Some(S::Cancelled),
+        pb::OrderStatus::Returned => Some(S::Returned),
+    })
+}
+
+pub fn return_status(s: engine::ReturnStatus) -> pb::ReturnStatus {
+    match s {
+        engine::ReturnStatus::Requested => pb::ReturnStatus::Requested,
+        engine::ReturnStatus::Approved => pb::ReturnStatus::Approved,
+        engine::ReturnStatus::Rejected => pb::ReturnStatus::Rejected,
+    }
+}
+
+pub fn alert_kind(k: engine::AlertKind) -> pb::AlertKind {
+    match k {
+        engine::AlertKind::LowStock => pb::AlertKind::LowStock,
+        engine::AlertKind::OutOfStock => pb::AlertKind::OutOfStock,
+    }
+}
+
+pub fn purchase_order_status(s: engine::PurchaseOrderStatus) -> pb::PurchaseOrderStatus {
+    use engine::PurchaseOrderStatus as S;
+    match s {
+        S::Suggested => pb::PurchaseOrderStatus::Suggested,
+        S::Ordered => pb::PurchaseOrderStatus::Ordered,
+        S::Received => pb::PurchaseOrderStatus::Received,
+        S::Cancelled => pb::PurchaseOrderStatus::Cancelled,
+    }
+}
+
+pub fn customer(c: engine::Customer) -> pb::Customer {
+    pb::Customer {
+        customer_id: c.customer_id,
+        name: c.name,
+        email: c.email,
+        phone: c.phone,
+        address: c.address,
+        notify_email: c.notify_email,
+        notify_sms: c.notify_sms,
+        lifetime_spend_cents: c.lifetime_spend_cents,
+        order_count: c.order_count,
+        tier: c.tier,
+        created_at: timestamp(c.created_at_ms),
+    }
+}
+
+pub fn order(o: engine::Order) -> pb::Order {
+    let t = o.totals;
+    pb::Order {
+        order_id: o.order_id,
+        customer_id: o.customer_id,
+        status: order_status(o.status) as i32,
+        lines: o
+            .lines
+            .into_iter()
+            .map(|l| pb::OrderLine {
+                sku: l.sku,
+                quantity: l.quantity,
+                unit_price_cents: l.unit_price_cents,
+            })
+            .collect(),
+        subtotal_cents: t.subtotal_cents,
+        discount_cents: t.discount_cents,
+        tax_cents: t.tax_cents,
+        shipping_cents: t.shipping_cents,
+        total_cents: t.total_cents,
+        created_at: timestamp(o.created_at_ms),
+        paid_at: timestamp(o.paid_at_ms),
+        shipped_at: timestamp(o.shipped_at_ms),
+        delivered_at: timestamp(o.delivered_at_ms),
+        cancelled_at: timestamp(o.cancelled_at_ms),
+        cancel_reason: o.cancel_reason,
+        carrier: o.carrier,
+        tracking_number: o.tracking_number,
+        payment_deadline: timestamp(o.payment_deadline_ms),
+        refund_due_cents: o.refund_due_cents,
+        refunded_cents: o.refunded_cents,
+        shipping_address: o.shipping_address,
+        payment_id: o.payment_id,
+    }
+}
+
+pub fn return_(r: engine::Return) -> pb::Return {
+    pb::Return {
+        return_id: r.return_id,
+        order_id: r.order_id,
+        status: return_status(r.status) as i32,
+        lines: lines_out(r.lines),
+        refund_cents: r.refund_cents,
+        requested_at: timestamp(r.requested_at_ms),
+        decided_at: timestamp(r.decided_at_ms),
+        reason: r.reason,
+        restock: r.restock,
+        decision_reason: r.decision_reason,
+    }
+}
+
+pub fn alert(a: engine::Alert) -> pb::Alert {
+    pb::Alert {
+        alert_id: a.alert_id,
+        sku: a.sku,
+        kind: alert_kind(a.kind) as i32,
+        available: q(a.available),
+        reorder_level: a.reorder_level,
+        suggested_quantity: a.suggested_quantity,
+        opened_at: timestamp(a.opened_at_ms),
+        resolved_at: a.resolved_at_ms.and_then(timestamp),
+    }
+}
+
+pub fn purchase_order(p: engine::PurchaseOrder) -> pb::PurchaseOrder {
+    pb::PurchaseOrder {
+        purchase_order_id: p.purchase_order_id,
+        sku: p.sku,
+        quantity: p.quantity,
+        status: purchase_order_status(p.status) as i32,
+        alert_id: p.alert_id,
+        created_at: timestamp(p.created_at_ms),
+        updated_at: timestamp(p.updated_at_ms),
+    }
+}
+
+pub fn upsert_customer_op(r: pb::UpsertCustomerRequest) -> Op {
+    Op::UpsertCustomer {
+        customer_id: r.customer_id,
+        name: r.name,
+        email: r.email,
+        phone: r.phone,
+        address: r.address,
+        notify_email: r.notify_email,
+        notify_sms: r.notify_sms,
+    }
+}
+
+pub fn create_order_op(r: pb::CreateOrderRequest) -> Op {
+    Op::CreateOrder {
+        order_id: r.order_id,
+        customer_id: r.customer_id,
+        lines: lines_in(r.lines),
+        shipping_address: r.shipping_address,
+        payment_timeout_seconds: r.payment_timeout_seconds,
+    }
+}
+
+pub fn confirm_payment_op(r: pb::ConfirmPaymentRequest) -> Op {
+    Op::ConfirmPayment {
+        order_id: r.order_id,
+        payment_id: r.payment_id,
+        amount_cents: r.amount_cents,
+    }
+}
+
+pub fn fail_payment_op(r: pb::FailPaymentRequest) -> Op {
+    Op::FailPayment {
+        order_id: r.order_id,
+        payment_id: r.payment_id,
+        reason: r.reason,
+    }
+}
+
+pub fn ship_order_op(r: pb::ShipOrderRequest) -> Op {
+    Op::ShipOrder {
+        order_id: r.order_id,
+        carrier: r.carrier,
+        tracking_number: r.tracking_number,
+    }
+}
+
+pub fn deliver_order_op(r: pb::DeliverOrderRequest) -> Op {
+    Op::DeliverOrder {
+        order_id: r.order_id,
+    }
+}
+
+pub fn cancel_order_op(r: pb::CancelOrderRequest) -> Op {
+    Op::CancelOrder {
+        order_id: r.order_id,
+        reason: r.reason,
+    }
+}
+
+pub fn request_return_op(r: pb::RequestReturnRequest) -> Op {
+    Op::RequestReturn {
+        return_id: r.return_id,
+        order_id: r.order_id,
+        lines: lines_in(r.lines),
+        reason: r.reason,
+    }
+}
+
+pub fn approve_return_op(r: pb::ApproveReturnRequest) -> Op {
+    Op::ApproveReturn {
+        return_id: r.return_id,
+        refund_cents: r.refund_cents,
+        restock: r.restock,
+    }
+}
+
+pub fn reject_return_op(r: pb::RejectReturnRequest) -> Op {
+    Op::RejectReturn {
+        return_id: r.return_id,
+        reason: r.reason,
+    }
+}
+
+/// UpdatePurchaseOrder: the status is required (UNSPECIFIED → INVALID_ARGUMENT naming it).
+pub fn update_purchase_order_op(r: pb::UpdatePurchaseOrderRequest) -> Result<Op, Status> {
+    use engine::PurchaseOrderStatus as S;
+    let status = enum_in("status", r.status, |s| match s {
+        pb::PurchaseOrderStatus::Unspecified => None,
+        pb::PurchaseOrderStatus::Suggested => Some(S::Suggested),
+        pb::PurchaseOrderStatus::Ordered => Some(S::Ordered),
+        pb::PurchaseOrderStatus::Received => Some(S::Received),
+        pb::PurchaseOrderStatus::Cancelled => Some(S::Cancelled),
+    })?
+    .ok_or_else(|| {
+        Status::invalid_argument(
+            "status: PURCHASE_ORDER_STATUS_UNSPECIFIED; give the status to move the purchase order to",
+        )
+    })?;
+    Ok(Op::UpdatePurchaseOrder {
+        purchase_order_id: r.purchase_order_id,
+        status,
+    })
+}
+
 /// An op's output as a batch result.
 pub fn batch_ok(out: engine::OpOutput) -> pb::BatchResult {
     use pb::batch_result::Result as R;
@@ -170,6 +433,14 @@ pub fn batch_ok(out: engine::OpOutput) -> pb::BatchResult {
         engine::OpOutput::Product(p) => R::Product(product(p)),
         engine::OpOutput::Stock(s) => R::Stock(stock(s)),
         engine::OpOutput::Reservation(r) => R::Reservation(reservation(r)),
+        engine::OpOutput::Order(o) => R::Order(order(o)),
+        // Batches carry only the ops of `BatchOp` (no customer, return or purchase-order op).
+        other => {
+            return batch_error_of(
+                Code::Internal,
+                format!("engine returned an unexpected result for a batch op: {other:?}"),
+            );
+        }
     };
     pb::BatchResult {
         result: Some(result),

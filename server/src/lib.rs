@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod net;
 pub mod service;
 pub mod watch;
+pub mod watch_order;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -147,7 +148,8 @@ pub async fn run(
         snapshotter.clone(),
     ))
     .max_decoding_message_size(max);
-    let orders = OrdersServer::new(service::Pending).max_decoding_message_size(max);
+    let orders = OrdersServer::new(service::OrdersService::new(engine.clone()))
+        .max_decoding_message_size(max);
     let alerts = AlertsServer::new(service::AlertsService::new(engine.clone()))
         .max_decoding_message_size(max);
     let reports = ReportsServer::new(service::Pending).max_decoding_message_size(max);

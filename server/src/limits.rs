@@ -66,3 +66,9 @@ pub const TOKEN_BYTES_MAX: usize = 4096;
 pub const WATCH_EVENTS_BUFFER: usize = 4096;
 /// WAL records read per batch by a `WatchEvents` stream.
 pub const WATCH_EVENTS_RECORDS_PER_READ: usize = 1024;
+
+/// Order states buffered per `WatchOrder` stream. An order changes a handful of times in its
+/// life (paid, shipped, delivered, each return), so a client that lets this many pile up is not
+/// reading: it is ended with RESOURCE_EXHAUSTED and simply calls again (the first message of a
+/// new call is the current state, so nothing is missed but intermediate states).
+pub const WATCH_ORDER_BUFFER: usize = 64;

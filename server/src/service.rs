@@ -1,6 +1,6 @@
-//! The gRPC services: Inventory on the engine, Admin on the engine and the snapshotter; Orders,
-//! Alerts and Reports answer UNIMPLEMENTED (naming the issue that implements them) until their
-//! issues land.
+//! The gRPC services: Inventory, Orders and Alerts on the engine, Admin on the engine and the
+//! snapshotter; Reports and the notification RPCs of Alerts answer UNIMPLEMENTED (naming the
+//! issue that implements them) until their issues land.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -31,20 +31,40 @@ impl InventoryService {
     }
 
     async fn run_stock(&self, op: Op) -> Result<Response<pb::StockLevel>, Status> {
-        let out = self.run(op).await?;
-        let level = out
-            .into_stock()
-            .ok_or_else(|| Status::internal("engine returned no stock level"))?;
-        Ok(Response::new(convert::stock(level)))
+        run_as(
+            &self.engine,
+            op,
+            "stock level",
+            engine::OpOutput::into_stock,
+            convert::stock,
+        )
+        .await
     }
 
     async fn run_reservation(&self, op: Op) -> Result<Response<pb::Reservation>, Status> {
-        let out = self.run(op).await?;
-        let r = out
-            .into_reservation()
-            .ok_or_else(|| Status::internal("engine returned no reservation"))?;
-        Ok(Response::new(convert::reservation(r)))
+        run_as(
+            &self.engine,
+            op,
+            "reservation",
+            engine::OpOutput::into_reservation,
+            convert::reservation,
+        )
+        .await
     }
+}
+
+/// Runs `op` (waiting for durability) and converts the output it must have (`take`) to its
+/// wire message; an output of another kind would be an engine bug (INTERNAL naming `what`).
+async fn run_as<E, M>(
+    engine: &Engine,
+    op: Op,
+    what: &str,
+    take: fn(engine::OpOutput) -> Option<E>,
+    to_wire: fn(E) -> M,
+) -> Result<Response<M>, Status> {
+    let out = engine.execute_async(op).await.map_err(status)?;
+    let value = take(out).ok_or_else(|| Status::internal(format!("engine returned no {what}")))?;
+    Ok(Response::new(to_wire(value)))
 }
 
 fn caller<T>(req: &Request<T>) -> Caller {
@@ -188,21 +208,14 @@ impl pb::inventory_server::Inventory for InventoryService {
                     )));
                     continue;
                 }
-                Some(O::CreateOrder(_)) | Some(O::ConfirmPayment(_)) => {
-                    results.push(Some(convert::batch_error_of(
-                        Code::Unimplemented,
-                        format!(
-                            "ops[{i}]: order ops in ExecuteBatch arrive with the orders issue (#5)"
-                        ),
-                    )));
-                    continue;
-                }
                 Some(O::UpsertProduct(r)) => convert::upsert_op(r),
                 Some(O::Receive(r)) => convert::receive_op(r),
                 Some(O::Adjust(r)) => convert::adjust_op(r),
                 Some(O::Reserve(r)) => convert::reserve_op(r),
                 Some(O::Commit(r)) => convert::commit_op(r),
                 Some(O::Release(r)) => convert::release_op(r),
+                Some(O::CreateOrder(r)) => convert::create_order_op(r),
+                Some(O::ConfirmPayment(r)) => convert::confirm_payment_op(r),
             };
             results.push(None);
             engine_ops.push(engine_op);
@@ -270,7 +283,7 @@ impl pb::admin_server::Admin for AdminService {
             wal_bytes: s.wal_bytes,
             skus: s.skus,
             active_reservations: s.active_reservations,
-            open_orders: 0,
+            open_orders: s.open_orders,
             uptime_seconds: self.started.elapsed().as_secs(),
             failed: s.failed,
             failure: self.engine.failure().unwrap_or_default(),
@@ -309,144 +322,12 @@ fn todo(rpc: &str, issue: &str) -> Status {
     ))
 }
 
-const ORDERS: &str = "the orders issue (#5)";
-const ALERTS: &str = "the orders and alerts issue (#5)";
 const NOTIFY: &str = "the notifications issue (#8)";
 const REPORTS: &str = "the exporter and reports issue (#6)";
 
-/// Orders, Alerts and Reports until their issues land: every RPC is UNIMPLEMENTED.
+/// Reports and the notification RPCs of Alerts until their issues land: UNIMPLEMENTED.
 #[derive(Clone, Default)]
 pub struct Pending;
-
-#[tonic::async_trait]
-impl pb::orders_server::Orders for Pending {
-    async fn upsert_customer(
-        &self,
-        _: Request<pb::UpsertCustomerRequest>,
-    ) -> Result<Response<pb::Customer>, Status> {
-        Err(todo("Orders/UpsertCustomer", ORDERS))
-    }
-    async fn get_customer(
-        &self,
-        _: Request<pb::GetCustomerRequest>,
-    ) -> Result<Response<pb::Customer>, Status> {
-        Err(todo("Orders/GetCustomer", ORDERS))
-    }
-    async fn create_order(
-        &self,
-        _: Request<pb::CreateOrderRequest>,
-    ) -> Result<Response<pb::Order>, Status> {
-        Err(todo("Orders/CreateOrder", ORDERS))
-    }
-    async fn confirm_payment(
-        &self,
-        _: Request<pb::ConfirmPaymentRequest>,
-    ) -> Result<Response<pb::Order>, Status> {
-        Err(todo("Orders/ConfirmPayment", ORDERS))
-    }
-    async fn fail_payment(
-        &self,
-        _: Request<pb::FailPaymentRequest>,
-    ) -> Result<Response<pb::Order>, Status> {
-        Err(todo("Orders/FailPayment", ORDERS))
-    }
-    async fn ship_order(
-        &self,
-        _: Request<pb::ShipOrderRequest>,
-    ) -> Result<Response<pb::Order>, Status> {
-        Err(todo("Orders/ShipOrder", ORDERS))
-    }
-    async fn deliver_order(
-        &self,
-        _: Request<pb::DeliverOrderRequest>,
-    ) -> Result<Response<pb::Order>, Status> {
-        Err(todo("Orders/DeliverOrder", ORDERS))
-    }
-    async fn cancel_order(
-        &self,
-        _: Request<pb::CancelOrderRequest>,
-    ) -> Result<Response<pb::Order>, Status> {
-        Err(todo("Orders/CancelOrder", ORDERS))
-    }
-    async fn get_order(
-        &self,
-        _: Request<pb::GetOrderRequest>,
-    ) -> Result<Response<pb::Order>, Status> {
-        Err(todo("Orders/GetOrder", ORDERS))
-    }
-    async fn list_orders(
-        &self,
-        _: Request<pb::ListOrdersRequest>,
-    ) -> Result<Response<pb::ListOrdersResponse>, Status> {
-        Err(todo("Orders/ListOrders", ORDERS))
-    }
-    type WatchOrderStream = BoxStream<pb::Order>;
-    async fn watch_order(
-        &self,
-        _: Request<pb::WatchOrderRequest>,
-    ) -> Result<Response<Self::WatchOrderStream>, Status> {
-        Err(todo("Orders/WatchOrder", ORDERS))
-    }
-    async fn request_return(
-        &self,
-        _: Request<pb::RequestReturnRequest>,
-    ) -> Result<Response<pb::Return>, Status> {
-        Err(todo("Orders/RequestReturn", ORDERS))
-    }
-    async fn approve_return(
-        &self,
-        _: Request<pb::ApproveReturnRequest>,
-    ) -> Result<Response<pb::Return>, Status> {
-        Err(todo("Orders/ApproveReturn", ORDERS))
-    }
-    async fn reject_return(
-        &self,
-        _: Request<pb::RejectReturnRequest>,
-    ) -> Result<Response<pb::Return>, Status> {
-        Err(todo("Orders/RejectReturn", ORDERS))
-    }
-}
-
-#[tonic::async_trait]
-impl pb::alerts_server::Alerts for Pending {
-    async fn list_alerts(
-        &self,
-        _: Request<pb::ListAlertsRequest>,
-    ) -> Result<Response<pb::ListAlertsResponse>, Status> {
-        Err(todo("Alerts/ListAlerts", ALERTS))
-    }
-    async fn list_purchase_orders(
-        &self,
-        _: Request<pb::ListPurchaseOrdersRequest>,
-    ) -> Result<Response<pb::ListPurchaseOrdersResponse>, Status> {
-        Err(todo("Alerts/ListPurchaseOrders", ALERTS))
-    }
-    type WatchEventsStream = BoxStream<pb::Event>;
-    async fn watch_events(
-        &self,
-        _: Request<pb::WatchEventsRequest>,
-    ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        Err(todo("Alerts/WatchEvents", ALERTS))
-    }
-    async fn list_notifications(
-        &self,
-        _: Request<pb::ListNotificationsRequest>,
-    ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
-        Err(todo("Alerts/ListNotifications", NOTIFY))
-    }
-    async fn update_purchase_order(
-        &self,
-        _: Request<pb::UpdatePurchaseOrderRequest>,
-    ) -> Result<Response<pb::PurchaseOrder>, Status> {
-        Err(todo("Alerts/UpdatePurchaseOrder", ALERTS))
-    }
-    async fn retry_notification(
-        &self,
-        _: Request<pb::RetryNotificationRequest>,
-    ) -> Result<Response<pb::Notification>, Status> {
-        Err(todo("Alerts/RetryNotification", NOTIFY))
-    }
-}
 
 #[tonic::async_trait]
 impl pb::reports_server::Reports for Pending {
@@ -470,8 +351,8 @@ impl pb::reports_server::Reports for Pending {
     }
 }
 
-/// `Alerts`: `WatchEvents` streams the change feed; the alert and notification RPCs arrive with
-/// their issues (they answer as [`Pending`] does until then).
+/// `Alerts`: low-stock alerts and purchase orders from the engine, `WatchEvents` on the change
+/// feed; the notification RPCs arrive with the notifier (#8).
 pub struct AlertsService {
     engine: Arc<Engine>,
 }
@@ -488,13 +369,19 @@ impl pb::alerts_server::Alerts for AlertsService {
         &self,
         req: Request<pb::ListAlertsRequest>,
     ) -> Result<Response<pb::ListAlertsResponse>, Status> {
-        Pending.list_alerts(req).await
+        let alerts = self.engine.list_alerts(req.into_inner().include_resolved);
+        Ok(Response::new(pb::ListAlertsResponse {
+            alerts: alerts.into_iter().map(convert::alert).collect(),
+        }))
     }
     async fn list_purchase_orders(
         &self,
         req: Request<pb::ListPurchaseOrdersRequest>,
     ) -> Result<Response<pb::ListPurchaseOrdersResponse>, Status> {
-        Pending.list_purchase_orders(req).await
+        let pos = self.engine.list_purchase_orders(req.into_inner().open_only);
+        Ok(Response::new(pb::ListPurchaseOrdersResponse {
+            purchase_orders: pos.into_iter().map(convert::purchase_order).collect(),
+        }))
     }
     type WatchEventsStream = BoxStream<pb::Event>;
     async fn watch_events(
@@ -511,20 +398,195 @@ impl pb::alerts_server::Alerts for AlertsService {
     }
     async fn list_notifications(
         &self,
-        req: Request<pb::ListNotificationsRequest>,
+        _: Request<pb::ListNotificationsRequest>,
     ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
-        Pending.list_notifications(req).await
+        Err(todo("Alerts/ListNotifications", NOTIFY))
     }
     async fn update_purchase_order(
         &self,
         req: Request<pb::UpdatePurchaseOrderRequest>,
     ) -> Result<Response<pb::PurchaseOrder>, Status> {
-        Pending.update_purchase_order(req).await
+        let op = convert::update_purchase_order_op(req.into_inner())?;
+        run_as(
+            &self.engine,
+            op,
+            "purchase order",
+            engine::OpOutput::into_purchase_order,
+            convert::purchase_order,
+        )
+        .await
     }
     async fn retry_notification(
         &self,
-        req: Request<pb::RetryNotificationRequest>,
+        _: Request<pb::RetryNotificationRequest>,
     ) -> Result<Response<pb::Notification>, Status> {
-        Pending.retry_notification(req).await
+        Err(todo("Alerts/RetryNotification", NOTIFY))
+    }
+}
+
+/// `Orders`: customers, orders and returns, every write an engine op (validated, idempotent,
+/// durable before the reply); `WatchOrder` follows the change feed (`watch_order.rs`).
+#[derive(Clone)]
+pub struct OrdersService {
+    engine: Arc<Engine>,
+}
+
+impl OrdersService {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self { engine }
+    }
+
+    async fn run_order(&self, op: Op) -> Result<Response<pb::Order>, Status> {
+        run_as(
+            &self.engine,
+            op,
+            "order",
+            engine::OpOutput::into_order,
+            convert::order,
+        )
+        .await
+    }
+
+    async fn run_return(&self, op: Op) -> Result<Response<pb::Return>, Status> {
+        run_as(
+            &self.engine,
+            op,
+            "return",
+            engine::OpOutput::into_return,
+            convert::return_,
+        )
+        .await
+    }
+}
+
+#[tonic::async_trait]
+impl pb::orders_server::Orders for OrdersService {
+    async fn upsert_customer(
+        &self,
+        req: Request<pb::UpsertCustomerRequest>,
+    ) -> Result<Response<pb::Customer>, Status> {
+        let op = convert::upsert_customer_op(req.into_inner());
+        run_as(
+            &self.engine,
+            op,
+            "customer",
+            engine::OpOutput::into_customer,
+            convert::customer,
+        )
+        .await
+    }
+    async fn get_customer(
+        &self,
+        req: Request<pb::GetCustomerRequest>,
+    ) -> Result<Response<pb::Customer>, Status> {
+        let c = self
+            .engine
+            .get_customer(&req.into_inner().customer_id)
+            .map_err(status)?;
+        Ok(Response::new(convert::customer(c)))
+    }
+    async fn create_order(
+        &self,
+        req: Request<pb::CreateOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        self.run_order(convert::create_order_op(req.into_inner()))
+            .await
+    }
+    async fn confirm_payment(
+        &self,
+        req: Request<pb::ConfirmPaymentRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        self.run_order(convert::confirm_payment_op(req.into_inner()))
+            .await
+    }
+    async fn fail_payment(
+        &self,
+        req: Request<pb::FailPaymentRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        self.run_order(convert::fail_payment_op(req.into_inner()))
+            .await
+    }
+    async fn ship_order(
+        &self,
+        req: Request<pb::ShipOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        self.run_order(convert::ship_order_op(req.into_inner()))
+            .await
+    }
+    async fn deliver_order(
+        &self,
+        req: Request<pb::DeliverOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        self.run_order(convert::deliver_order_op(req.into_inner()))
+            .await
+    }
+    async fn cancel_order(
+        &self,
+        req: Request<pb::CancelOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        self.run_order(convert::cancel_order_op(req.into_inner()))
+            .await
+    }
+    async fn get_order(
+        &self,
+        req: Request<pb::GetOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        let o = self
+            .engine
+            .get_order(&req.into_inner().order_id)
+            .map_err(status)?;
+        Ok(Response::new(convert::order(o)))
+    }
+    async fn list_orders(
+        &self,
+        req: Request<pb::ListOrdersRequest>,
+    ) -> Result<Response<pb::ListOrdersResponse>, Status> {
+        let r = req.into_inner();
+        let status_filter = convert::order_status_filter(r.status)?;
+        let page_size = match r.page_size {
+            0 => engine::limits::PAGE_SIZE_DEFAULT,
+            n => n as usize,
+        };
+        let customer = (!r.customer_id.is_empty()).then_some(r.customer_id.as_str());
+        let after = (!r.page_token.is_empty()).then_some(r.page_token.as_str());
+        let (orders, next) = self
+            .engine
+            .list_orders(customer, status_filter, after, page_size);
+        Ok(Response::new(pb::ListOrdersResponse {
+            orders: orders.into_iter().map(convert::order).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+    type WatchOrderStream = BoxStream<pb::Order>;
+    async fn watch_order(
+        &self,
+        req: Request<pb::WatchOrderRequest>,
+    ) -> Result<Response<Self::WatchOrderStream>, Status> {
+        let order_id = req.into_inner().order_id;
+        let rx = crate::watch_order::start(self.engine.clone(), &order_id).await?;
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+    async fn request_return(
+        &self,
+        req: Request<pb::RequestReturnRequest>,
+    ) -> Result<Response<pb::Return>, Status> {
+        self.run_return(convert::request_return_op(req.into_inner()))
+            .await
+    }
+    async fn approve_return(
+        &self,
+        req: Request<pb::ApproveReturnRequest>,
+    ) -> Result<Response<pb::Return>, Status> {
+        self.run_return(convert::approve_return_op(req.into_inner()))
+            .await
+    }
+    async fn reject_return(
+        &self,
+        req: Request<pb::RejectReturnRequest>,
+    ) -> Result<Response<pb::Return>, Status> {
+        self.run_return(convert::reject_return_op(req.into_inner()))
+            .await
     }
 }

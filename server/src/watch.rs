@@ -30,21 +30,33 @@ pub fn start(engine: &Engine, req: &pb::WatchEventsRequest) -> Result<(u64, u32)
     Ok((req.from_lsn, req.from_index))
 }
 
-/// Feeds `tx` until the client goes away, the buffer overflows, or the WAL cannot be read.
-pub async fn feed(
-    engine: Arc<Engine>,
-    from: (u64, u32),
-    kinds: Vec<String>,
-    tx: mpsc::Sender<Result<pb::Event, Status>>,
+/// What a [`follow`] callback wants next.
+pub enum Flow {
+    /// Keep reading.
+    More,
+    /// End the stream normally.
+    End,
+    /// End the stream with this status (sent once there is room for it).
+    Fail(Status),
+}
+
+/// The change-feed reader shared by `WatchEvents` and `WatchOrder`: hands `each` every durable
+/// record from `from_lsn` on, in LSN order, then live ones as they become durable, until `each`
+/// ends it, the client goes away (`tx` closed), or the WAL cannot be read (the client is told).
+/// Never blocks writers: file reads run on blocking threads, and waiting for new records is a
+/// watch on the durable watermark.
+pub async fn follow<T>(
+    engine: &Engine,
+    from_lsn: u64,
+    tx: &mpsc::Sender<Result<T, Status>>,
+    mut each: impl FnMut(u64, &Record) -> Flow,
 ) {
     let Some(wal) = engine.wal() else { return };
     let mut durable = wal.subscribe_durable();
-    let Some(mut cursor) = engine.feed(from.0) else {
+    let Some(mut cursor) = engine.feed(from_lsn) else {
         return;
     };
-    let mut last: Option<(u64, u32)> = None;
     loop {
-        // File reads block: do them off the runtime's worker threads.
         let read = tokio::task::spawn_blocking(move || {
             let batch = cursor.next_batch(limits::WATCH_EVENTS_RECORDS_PER_READ);
             (cursor, batch)
@@ -78,41 +90,62 @@ pub async fn feed(
                     return;
                 }
             };
-            for (index, event) in record.events.iter().enumerate() {
-                let index = index as u32;
-                if lsn == from.0 && index < from.1 {
-                    continue;
-                }
-                if !kinds.is_empty() && !kinds.iter().any(|k| k == event.kind()) {
-                    continue;
-                }
-                let message = pb::Event {
-                    lsn,
-                    index,
-                    at: convert::timestamp(record.at_ms),
-                    kind: event.kind().to_string(),
-                    subject: event.subject().to_string(),
-                    json: event.to_json(),
-                };
-                match tx.try_send(Ok(message)) {
-                    Ok(()) => last = Some((lsn, index)),
-                    Err(TrySendError::Closed(_)) => return,
-                    Err(TrySendError::Full(_)) => {
-                        let position = match last {
-                            Some((lsn, index)) => format!("lsn {lsn}, index {index}"),
-                            None => "nothing yet".to_string(),
-                        };
-                        let _ = tx
-                            .send(Err(Status::resource_exhausted(format!(
-                                "consumer too slow for the server's buffer of {} events; last delivered: \
-                                 {position}; resume from the next one",
-                                limits::WATCH_EVENTS_BUFFER
-                            ))))
-                            .await;
-                        return;
-                    }
+            match each(lsn, &record) {
+                Flow::More => {}
+                Flow::End => return,
+                Flow::Fail(status) => {
+                    let _ = tx.send(Err(status)).await;
+                    return;
                 }
             }
         }
     }
+}
+
+/// Feeds `tx` with the events of the feed from `from` (an (lsn, index) checked by [`start`]),
+/// filtered by `kinds`, until the client goes away, the buffer overflows, or the WAL cannot be
+/// read.
+pub async fn feed(
+    engine: Arc<Engine>,
+    from: (u64, u32),
+    kinds: Vec<String>,
+    tx: mpsc::Sender<Result<pb::Event, Status>>,
+) {
+    let mut last: Option<(u64, u32)> = None;
+    follow(&engine, from.0, &tx, |lsn, record| {
+        for (index, event) in record.events.iter().enumerate() {
+            let index = index as u32;
+            if lsn == from.0 && index < from.1 {
+                continue;
+            }
+            if !kinds.is_empty() && !kinds.iter().any(|k| k == event.kind()) {
+                continue;
+            }
+            let message = pb::Event {
+                lsn,
+                index,
+                at: convert::timestamp(record.at_ms),
+                kind: event.kind().to_string(),
+                subject: event.subject().to_string(),
+                json: event.to_json(),
+            };
+            match tx.try_send(Ok(message)) {
+                Ok(()) => last = Some((lsn, index)),
+                Err(TrySendError::Closed(_)) => return Flow::End,
+                Err(TrySendError::Full(_)) => {
+                    let position = match last {
+                        Some((lsn, index)) => format!("lsn {lsn}, index {index}"),
+                        None => "nothing yet".to_string(),
+                    };
+                    return Flow::Fail(Status::resource_exhausted(format!(
+                        "consumer too slow for the server's buffer of {} events; last delivered: \
+                         {position}; resume from the next one",
+                        limits::WATCH_EVENTS_BUFFER
+                    )));
+                }
+            }
+        }
+        Flow::More
+    })
+    .await;
 }

@@ -6,7 +6,7 @@
 //! | offset | size       | field                                                    |
 //! |-------:|-----------:|----------------------------------------------------------|
 //! | 0      | 8          | magic `b"INVSNAP\n"`                                     |
-//! | 8      | 4          | format version (`1`)                                     |
+//! | 8      | 4          | format version (`2`: orders, stamps)                     |
 //! | 12     | 4          | reserved, zero                                           |
 //! | 16     | 8          | `lsn_start`: replay the WAL from `lsn_start + 1`         |
 //! | 24     | 8          | `lsn_end`: no entity reflects a later record             |
@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use engine::SnapshotData;
 
 pub const MAGIC: &[u8; 8] = b"INVSNAP\n";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 pub const HEADER_BYTES: usize = 48;
 
 pub fn file_name(lsn_start: u64) -> String {

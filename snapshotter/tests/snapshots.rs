@@ -52,16 +52,112 @@ fn seed(engine: &Engine, skus: usize) {
     }
 }
 
-/// Random ops from one worker; returns when `stop` is set.
+/// Random ops from one worker — holds, receipts and whole order lifecycles (create, pay,
+/// cancel, ship, deliver, return) — until `stop` is set.
 fn work(engine: &Engine, t: u64, skus: usize, stop: &AtomicBool) {
     let mut rng = StdRng::seed_from_u64(t);
     let mut mine: Vec<String> = Vec::new();
+    let customer = format!("c{t}");
+    engine
+        .execute(Op::UpsertCustomer {
+            customer_id: customer.clone(),
+            name: format!("customer {t}"),
+            email: format!("c{t}@example.com"),
+            phone: "+15550100".into(),
+            address: "1 Main St".into(),
+            notify_email: true,
+            notify_sms: false,
+        })
+        .expect("customer");
+    // (order id, total) of orders this worker created, by status.
+    let (mut pending, mut paid, mut delivered) = (Vec::new(), Vec::new(), Vec::new());
     let mut i = 0u64;
     while !stop.load(Ordering::Relaxed) {
         i += 1;
         let sku = format!("S{}", rng.random_range(0..skus));
         let other = format!("S{}", rng.random_range(0..skus));
-        match rng.random_range(0..6) {
+        match rng.random_range(0..11) {
+            6 => {
+                let mut lines = vec![Line::new(sku.clone(), rng.random_range(1..=3))];
+                if other != sku {
+                    lines.push(Line::new(other, 1));
+                }
+                let op = Op::CreateOrder {
+                    order_id: format!("o{t}-{i}"),
+                    customer_id: customer.clone(),
+                    lines,
+                    shipping_address: String::new(),
+                    payment_timeout_seconds: 600,
+                };
+                if let Ok(OpOutput::Order(o)) = engine.execute(op) {
+                    pending.push((o.order_id, o.totals.total_cents));
+                }
+            }
+            7 if !pending.is_empty() => {
+                let (id, total) = pending.swap_remove(0);
+                engine
+                    .execute(Op::ConfirmPayment {
+                        order_id: id.clone(),
+                        payment_id: format!("p-{id}"),
+                        amount_cents: total,
+                    })
+                    .expect("pay");
+                paid.push((id, total));
+            }
+            8 if !pending.is_empty() || !paid.is_empty() => {
+                let (id, _) = if rng.random_bool(0.5) && !paid.is_empty() {
+                    paid.swap_remove(0)
+                } else if !pending.is_empty() {
+                    pending.swap_remove(0)
+                } else {
+                    paid.swap_remove(0)
+                };
+                engine
+                    .execute(Op::CancelOrder {
+                        order_id: id,
+                        reason: String::new(),
+                    })
+                    .expect("cancel");
+            }
+            9 if !paid.is_empty() => {
+                let (id, total) = paid.swap_remove(0);
+                let ship = Op::ShipOrder {
+                    order_id: id.clone(),
+                    carrier: "UPS".into(),
+                    tracking_number: format!("T-{id}"),
+                };
+                engine.execute(ship).expect("ship");
+                engine
+                    .execute(Op::DeliverOrder {
+                        order_id: id.clone(),
+                    })
+                    .expect("deliver");
+                delivered.push((id, total));
+            }
+            10 if !delivered.is_empty() => {
+                let (id, total) = delivered.swap_remove(0);
+                let Ok(OpOutput::Order(order)) = engine.execute(Op::DeliverOrder {
+                    order_id: id.clone(),
+                }) else {
+                    panic!("delivered order {id} readable");
+                };
+                let line = &order.lines[0];
+                engine
+                    .execute(Op::RequestReturn {
+                        return_id: format!("x-{id}"),
+                        order_id: id.clone(),
+                        lines: vec![Line::new(line.sku.clone(), line.quantity)],
+                        reason: "damaged".into(),
+                    })
+                    .expect("request return");
+                engine
+                    .execute(Op::ApproveReturn {
+                        return_id: format!("x-{id}"),
+                        refund_cents: total / 2,
+                        restock: rng.random_bool(0.5),
+                    })
+                    .expect("approve return");
+            }
             0..=2 => {
                 let mut lines = vec![Line::new(sku.clone(), rng.random_range(1..=3))];
                 if other != sku {
@@ -130,6 +226,13 @@ fn snapshot_under_concurrent_load_then_restart_is_exact() {
     }
     let live = engine.dump();
     let last_lsn = engine.stats().last_lsn;
+    let statuses: std::collections::BTreeSet<_> =
+        live.orders.values().map(|o| o.status.name()).collect();
+    assert!(
+        statuses.len() >= 4 && !live.returns.is_empty() && !live.customers.is_empty(),
+        "the load exercised the order lifecycle: {statuses:?}, {} returns",
+        live.returns.len()
+    );
     assert!(
         taken.last().expect("taken").lsn < last_lsn,
         "records follow the last snapshot"
@@ -399,6 +502,17 @@ fn snapshot_crash_child() {
     if round == 0 {
         seed(&engine, 50);
     }
+    engine
+        .execute(Op::UpsertCustomer {
+            customer_id: "c".into(),
+            name: "crash customer".into(),
+            email: "c@example.com".into(),
+            phone: String::new(),
+            address: String::new(),
+            notify_email: false,
+            notify_sms: false,
+        })
+        .expect("customer");
     println!("\nready");
     let snapper = {
         let engine = engine.clone();
@@ -428,6 +542,28 @@ fn snapshot_crash_child() {
                         };
                         engine.execute(commit).expect("commit");
                         println!("ack commit {id}");
+                    }
+                    // Every third round trip places and pays an order as well.
+                    if i % 3 != 0 {
+                        continue;
+                    }
+                    let order_id = format!("o{round}-{t}-{i}");
+                    let create = Op::CreateOrder {
+                        order_id: order_id.clone(),
+                        customer_id: "c".into(),
+                        lines: vec![Line::new(format!("S{}", rng.random_range(0..50)), 1)],
+                        shipping_address: String::new(),
+                        payment_timeout_seconds: 600,
+                    };
+                    if let Ok(OpOutput::Order(order)) = engine.execute(create) {
+                        println!("ack order {order_id}");
+                        let pay = Op::ConfirmPayment {
+                            order_id: order_id.clone(),
+                            payment_id: format!("p-{order_id}"),
+                            amount_cents: order.totals.total_cents,
+                        };
+                        engine.execute(pay).expect("pay");
+                        println!("ack paid {order_id}");
                     }
                 }
             })
@@ -486,8 +622,15 @@ fn kill_9_while_snapshotting_recovers_exactly() {
         let dump = engine.dump();
         for (kind, id) in &acked {
             let state = dump.reservations.get(id).map(|r| r.state);
+            let order = dump.orders.get(id).map(|o| o.status);
             match kind.as_str() {
                 "reserve" => assert!(state.is_some(), "round {round}: acked hold {id} lost"),
+                "order" => assert!(order.is_some(), "round {round}: acked order {id} lost"),
+                "paid" => assert_eq!(
+                    order,
+                    Some(engine::OrderStatus::Paid),
+                    "round {round}: payment of {id} lost"
+                ),
                 _ => assert_eq!(
                     state,
                     Some(ReservationState::Committed),
@@ -517,4 +660,6 @@ fn kill_9_while_snapshotting_recovers_exactly() {
         }
     }
     assert!(acked.len() > 50, "load was acknowledged: {}", acked.len());
+    let paid = acked.iter().filter(|(kind, _)| kind == "paid").count();
+    assert!(paid > 10, "orders were paid under the kills: {paid}");
 }

@@ -1,11 +1,13 @@
 //! Applying events to shard state — the one code path shared by live ops and WAL replay, so
 //! replay reproduces the live state exactly (rule 3).
 //!
-//! Each event is applied entity by entity (a SKU, a reservation, a receipt, an adjustment), and
-//! an entity is changed only if its own `lsn` is below the record's: in live operation that is
-//! always so; after loading a fuzzy snapshot, an entity that was copied after this record had
+//! Each event is applied entity by entity (a SKU, a reservation, a receipt, an order, ...), and
+//! an entity is changed only if its own [`Stamp`] is below the event's: in live operation that
+//! is always so; after loading a fuzzy snapshot, an entity that was copied after this record had
 //! been applied already reflects it and is skipped. Every entity's precondition is checked
 //! against that entity's own state right before it changes, and invariants are asserted after.
+//! Stock events are here; order, customer, return, alert and purchase-order events are in
+//! [`super::apply_orders`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use crossbeam_skiplist::SkipMap;
 use parking_lot::MutexGuard;
 
 use super::shard::{
-    IdKind, ProductInfo, ReservationEntry, Retention, Router, Shard, SkuCell, SkuEntry,
+    IdKind, ProductInfo, ReservationEntry, Retention, Router, Shard, SkuCell, SkuEntry, Stamp,
     StockOpEntry,
 };
 use super::shard_set::ShardSet;
@@ -28,7 +30,27 @@ pub struct Ctx<'a> {
     pub router: Router,
     pub index: &'a SkipMap<String, Arc<SkuCell>>,
     pub live_holds: &'a AtomicU64,
+    pub open_orders: &'a AtomicU64,
     pub retention: Retention,
+    pub order_retention: Retention,
+}
+
+/// Where an event sits: its record's LSN and time, and its own stamp.
+#[derive(Debug, Clone, Copy)]
+pub struct At {
+    pub lsn: u64,
+    pub ms: u64,
+    pub stamp: Stamp,
+}
+
+impl At {
+    pub fn new(lsn: u64, index: usize, ms: u64) -> Self {
+        Self {
+            lsn,
+            ms,
+            stamp: super::shard::stamp(lsn, index),
+        }
+    }
 }
 
 /// The shards one op holds, in ascending index order (the lock order that rules out deadlock).
@@ -70,14 +92,9 @@ impl Locked<'_> {
     }
 }
 
-/// Applies one event at `lsn`, recorded at `at_ms`.
-pub fn apply(
-    ctx: &Ctx,
-    locked: &mut Locked,
-    lsn: u64,
-    at_ms: u64,
-    event: &Event,
-) -> Result<(), String> {
+/// Applies one event of a record.
+pub fn apply(ctx: &Ctx, locked: &mut Locked, at: At, event: &Event) -> Result<(), String> {
+    let lsn = at.lsn;
     match event {
         Event::ProductUpserted {
             sku,
@@ -94,10 +111,10 @@ pub fn apply(
             };
             let shard = locked.shard(ctx.router.of(sku));
             match shard.skus.get_mut(sku) {
-                Some(entry) if entry.lsn >= lsn => {}
+                Some(entry) if entry.stamp >= at.stamp => {}
                 Some(entry) => {
                     entry.product = product;
-                    entry.lsn = lsn;
+                    entry.stamp = at.stamp;
                     entry.publish();
                 }
                 None => {
@@ -108,7 +125,9 @@ pub fn apply(
                         on_hand: 0,
                         reserved: 0,
                         cell,
-                        lsn,
+                        ever_stocked: false,
+                        alerts: None,
+                        stamp: at.stamp,
                     };
                     entry.publish();
                     shard.skus.insert(sku.clone(), entry);
@@ -138,7 +157,7 @@ pub fn apply(
                 remembered: u64::from(*quantity),
                 reason: "",
             };
-            apply_stock_change(ctx, locked, lsn, at_ms, &change)?;
+            apply_stock_change(ctx, locked, at, &change)?;
         }
         Event::StockAdjusted {
             adjustment_id,
@@ -158,7 +177,7 @@ pub fn apply(
                 remembered: *on_hand_after,
                 reason,
             };
-            apply_stock_change(ctx, locked, lsn, at_ms, &change)?;
+            apply_stock_change(ctx, locked, at, &change)?;
         }
         Event::InventoryReserved {
             reservation_id,
@@ -169,7 +188,7 @@ pub fn apply(
         } => {
             for line in lines {
                 let entry = sku_entry(ctx, locked, &line.sku)?;
-                if entry.lsn >= lsn {
+                if entry.stamp >= at.stamp {
                     continue;
                 }
                 if entry.available() < u64::from(line.quantity) {
@@ -181,13 +200,13 @@ pub fn apply(
                     ));
                 }
                 entry.reserved += u64::from(line.quantity);
-                entry.lsn = lsn;
+                entry.stamp = at.stamp;
                 entry.assert_invariants(&line.sku);
                 entry.publish();
             }
             let home = ctx.router.of(reservation_id);
             match locked.shard(home).reservations.get(reservation_id) {
-                Some(existing) if existing.lsn >= lsn => return Ok(()),
+                Some(existing) if existing.stamp >= at.stamp => return Ok(()),
                 Some(existing) if existing.state == ReservationState::Active => {
                     return Err(format!("reservation {reservation_id} is already active"));
                 }
@@ -207,7 +226,7 @@ pub fn apply(
                 ttl_seconds: *ttl_seconds,
                 ended_at_ms: None,
                 created_lsn: lsn,
-                lsn,
+                stamp: at.stamp,
             };
             let foreign = foreign_shards(ctx, reservation_id, lines);
             index_hold(
@@ -233,8 +252,7 @@ pub fn apply(
             end_hold(
                 ctx,
                 locked,
-                lsn,
-                at_ms,
+                at,
                 reservation_id,
                 &held,
                 committed,
@@ -248,8 +266,7 @@ pub fn apply(
             end_hold(
                 ctx,
                 locked,
-                lsn,
-                at_ms,
+                at,
                 reservation_id,
                 lines,
                 &[],
@@ -263,19 +280,23 @@ pub fn apply(
             end_hold(
                 ctx,
                 locked,
-                lsn,
-                at_ms,
+                at,
                 reservation_id,
                 lines,
                 &[],
                 ReservationState::Expired,
             )?;
         }
+        _ => super::apply_orders::apply(ctx, locked, at, event)?,
     }
     Ok(())
 }
 
-fn sku_entry<'s>(ctx: &Ctx, locked: &'s mut Locked, sku: &str) -> Result<&'s mut SkuEntry, String> {
+pub(super) fn sku_entry<'s>(
+    ctx: &Ctx,
+    locked: &'s mut Locked,
+    sku: &str,
+) -> Result<&'s mut SkuEntry, String> {
     locked
         .shard(ctx.router.of(sku))
         .skus
@@ -300,13 +321,12 @@ struct StockChange<'e> {
 fn apply_stock_change(
     ctx: &Ctx,
     locked: &mut Locked,
-    lsn: u64,
-    at_ms: u64,
+    at: At,
     change: &StockChange,
 ) -> Result<(), String> {
     let sku = change.sku;
     let entry = sku_entry(ctx, locked, sku)?;
-    if entry.lsn < lsn {
+    if entry.stamp < at.stamp {
         if entry.on_hand != change.before || entry.reserved != change.reserved {
             return Err(format!(
                 "{} {}: {sku} has on_hand {} reserved {}, the record says {}/{}",
@@ -326,7 +346,8 @@ fn apply_stock_change(
             return Err(format!("{sku}: on_hand {} out of range", change.after));
         }
         entry.on_hand = change.after;
-        entry.lsn = lsn;
+        entry.ever_stocked |= entry.on_hand > 0;
+        entry.stamp = at.stamp;
         entry.assert_invariants(sku);
         entry.publish();
     }
@@ -334,20 +355,20 @@ fn apply_stock_change(
     let table = match change.kind {
         IdKind::Receipt => &mut shard.receipts,
         IdKind::Adjustment => &mut shard.adjustments,
-        IdKind::Reservation => unreachable!("not a stock op"),
+        IdKind::Reservation | IdKind::Return => unreachable!("not a stock op"),
     };
-    if table.get(change.id).is_some_and(|e| e.lsn >= lsn) {
+    if table.get(change.id).is_some_and(|e| e.stamp >= at.stamp) {
         return Ok(());
     }
     let remembered = StockOpEntry {
         sku: sku.to_string(),
         quantity: change.remembered,
         reason: change.reason.to_string(),
-        at_ms,
-        lsn,
+        at_ms: at.ms,
+        stamp: at.stamp,
     };
     table.insert(change.id.to_string(), remembered);
-    shard.note_ended(at_ms, change.kind, change.id, ctx.retention);
+    shard.note_ended(at.ms, change.kind, change.id, ctx.retention);
     Ok(())
 }
 
@@ -408,8 +429,7 @@ pub fn index_hold(
 fn end_hold(
     ctx: &Ctx,
     locked: &mut Locked,
-    lsn: u64,
-    at_ms: u64,
+    at: At,
     id: &str,
     held: &[Line],
     committed: &[Line],
@@ -422,7 +442,7 @@ fn end_hold(
             .map(|c| u64::from(c.quantity))
             .unwrap_or(0);
         let entry = sku_entry(ctx, locked, &line.sku)?;
-        if entry.lsn >= lsn {
+        if entry.stamp >= at.stamp {
             continue;
         }
         let quantity = u64::from(line.quantity);
@@ -434,7 +454,7 @@ fn end_hold(
         }
         entry.reserved -= quantity;
         entry.on_hand -= deducted;
-        entry.lsn = lsn;
+        entry.stamp = at.stamp;
         entry.assert_invariants(&line.sku);
         entry.publish();
     }
@@ -445,17 +465,18 @@ fn end_hold(
             .reservations
             .get(id)
             .ok_or_else(|| format!("unknown reservation {id}"))?;
-        if entry.lsn >= lsn {
+        if entry.stamp >= at.stamp {
             return Ok(());
         }
         if entry.state != ReservationState::Active {
             return Err(format!("reservation {id} is {}", entry.state.name()));
         }
-        let due = at_ms >= entry.expires_at_ms;
+        let due = at.ms >= entry.expires_at_ms;
         if due != (state == ReservationState::Expired) {
             return Err(format!(
-                "reservation {id}: {} at {at_ms} with deadline {}",
+                "reservation {id}: {} at {} with deadline {}",
                 state.name(),
+                at.ms,
                 entry.expires_at_ms
             ));
         }
@@ -475,9 +496,9 @@ fn end_hold(
     let stored = shard.reservations.get_mut(id).expect("present above");
     stored.state = state;
     stored.committed = committed.to_vec();
-    stored.ended_at_ms = Some(at_ms);
-    stored.lsn = lsn;
-    shard.note_ended(at_ms, IdKind::Reservation, id, ctx.retention);
+    stored.ended_at_ms = Some(at.ms);
+    stored.stamp = at.stamp;
+    shard.note_ended(at.ms, IdKind::Reservation, id, ctx.retention);
     ctx.live_holds.fetch_sub(1, Ordering::Relaxed);
     Ok(())
 }

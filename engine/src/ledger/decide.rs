@@ -3,11 +3,14 @@
 
 use super::apply::{Ctx, Locked};
 use super::shard::{IdKind, ProductInfo};
+use crate::engine::EngineConfig;
 use crate::error::{EngineError, Result, exists, not_found, precondition};
 use crate::event::Event;
 use crate::limits;
 use crate::model::{Line, Op, OpOutput, Product, ReservationState};
 
+// A decision lives for one op on the stack; boxing the reply would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Decision {
     /// Nothing to write: an identical retry, or an upsert that changes nothing.
     Reply(OpOutput),
@@ -19,7 +22,7 @@ pub fn decide(
     locked: &mut Locked,
     op: &Op,
     now_ms: u64,
-    live_holds_max: u64,
+    config: &EngineConfig,
 ) -> Result<Decision> {
     match op {
         Op::UpsertProduct {
@@ -38,7 +41,7 @@ pub fn decide(
             if let Some(entry) = locked.shard(ctx.router.of(sku)).skus.get(sku)
                 && entry.product == wanted
             {
-                return Ok(Decision::Reply(output(ctx, locked, op)?));
+                return Ok(Decision::Reply(output(ctx, locked, op, now_ms, config)?));
             }
             Ok(Decision::Write(vec![Event::ProductUpserted {
                 sku: sku.clone(),
@@ -60,7 +63,7 @@ pub fn decide(
                     .stock_op(IdKind::Receipt, receipt_id, now_ms, ctx.retention)
             {
                 if prior.sku == *sku && prior.quantity == u64::from(*quantity) {
-                    return Ok(Decision::Reply(output(ctx, locked, op)?));
+                    return Ok(Decision::Reply(output(ctx, locked, op, now_ms, config)?));
                 }
                 return Err(exists(format!(
                     "receipt_id {receipt_id} was already used for {} units of {}",
@@ -101,7 +104,7 @@ pub fn decide(
                     && prior.quantity == u64::from(*on_hand)
                     && prior.reason == *reason
                 {
-                    return Ok(Decision::Reply(output(ctx, locked, op)?));
+                    return Ok(Decision::Reply(output(ctx, locked, op, now_ms, config)?));
                 }
                 return Err(exists(format!(
                     "adjustment_id {adjustment_id} was already used to set {} to {}",
@@ -136,29 +139,13 @@ pub fn decide(
                     .reservation(reservation_id, now_ms, ctx.retention)
             {
                 if prior.lines == *lines && prior.ttl_seconds == *ttl_seconds {
-                    return Ok(Decision::Reply(output(ctx, locked, op)?));
+                    return Ok(Decision::Reply(output(ctx, locked, op, now_ms, config)?));
                 }
                 return Err(exists(format!(
                     "reservation_id {reservation_id} was already used with different lines or ttl"
                 )));
             }
-            for line in lines {
-                let entry = sku_entry(ctx, locked, &line.sku)?;
-                if entry.available() < u64::from(line.quantity) {
-                    return Err(precondition(format!(
-                        "insufficient stock for {}: requested {}, available {}",
-                        line.sku,
-                        line.quantity,
-                        entry.available()
-                    )));
-                }
-            }
-            let live = ctx.live_holds.load(std::sync::atomic::Ordering::Relaxed);
-            if live >= live_holds_max {
-                return Err(EngineError::ResourceExhausted(format!(
-                    "live holds at capacity ({live_holds_max}); retry later"
-                )));
-            }
+            check_reservable(ctx, locked, lines, config.live_holds_max)?;
             Ok(Decision::Write(vec![Event::InventoryReserved {
                 reservation_id: reservation_id.clone(),
                 lines: lines.clone(),
@@ -180,7 +167,7 @@ pub fn decide(
             match held.state {
                 ReservationState::Committed => {
                     if normal(&held.committed) == normal(&wanted) {
-                        return Ok(Decision::Reply(output(ctx, locked, op)?));
+                        return Ok(Decision::Reply(output(ctx, locked, op, now_ms, config)?));
                     }
                     return Err(exists(format!(
                         "reservation {reservation_id} was already committed with different lines"
@@ -235,7 +222,7 @@ pub fn decide(
             let held = hold(ctx, locked, reservation_id, now_ms)?;
             match held.state {
                 ReservationState::Released | ReservationState::Expired => {
-                    Ok(Decision::Reply(output(ctx, locked, op)?))
+                    Ok(Decision::Reply(output(ctx, locked, op, now_ms, config)?))
                 }
                 ReservationState::Committed => {
                     Err(refused(reservation_id, held.state, "RELEASED", 0))
@@ -246,7 +233,35 @@ pub fn decide(
                 }])),
             }
         }
+        _ => super::decide_orders::decide(ctx, locked, op, now_ms, config),
     }
+}
+
+/// Whether every line can be held now (all or none) and a hold slot is free.
+pub fn check_reservable(
+    ctx: &Ctx,
+    locked: &mut Locked,
+    lines: &[Line],
+    live_holds_max: u64,
+) -> Result<()> {
+    for line in lines {
+        let entry = sku_entry(ctx, locked, &line.sku)?;
+        if entry.available() < u64::from(line.quantity) {
+            return Err(precondition(format!(
+                "insufficient stock for {}: requested {}, available {}",
+                line.sku,
+                line.quantity,
+                entry.available()
+            )));
+        }
+    }
+    let live = ctx.live_holds.load(std::sync::atomic::Ordering::Relaxed);
+    if live >= live_holds_max {
+        return Err(EngineError::ResourceExhausted(format!(
+            "live holds at capacity ({live_holds_max}); retry later"
+        )));
+    }
+    Ok(())
 }
 
 /// Lines without zero quantities, sorted (what a commit deducted, compared as a set).
@@ -274,11 +289,17 @@ fn hold(
     id: &str,
     now_ms: u64,
 ) -> Result<super::shard::ReservationEntry> {
-    let entry = locked
-        .shard(ctx.router.of(id))
-        .reservation(id, now_ms, ctx.retention)
-        .ok_or_else(|| not_found(format!("reservation {id} not found")))?
-        .clone();
+    let shard = locked.shard(ctx.router.of(id));
+    let Some(entry) = shard.reservation(id, now_ms, ctx.retention).cloned() else {
+        // An order's hold is in the orders' id space (its order shares the shard).
+        if shard.orders.contains(id) {
+            return Err(precondition(format!(
+                "{id} is an order: its hold is changed through the Orders service \
+                 (ConfirmPayment, CancelOrder), not through Commit or Release"
+            )));
+        }
+        return Err(not_found(format!("reservation {id} not found")));
+    };
     // Ops expire due holds before deciding, so an active hold here is before its deadline.
     debug_assert!(entry.state != ReservationState::Active || now_ms < entry.expires_at_ms);
     Ok(entry)
@@ -297,7 +318,13 @@ fn sku_entry<'s>(
 }
 
 /// The reply to an op, from the (possibly just changed) state.
-pub fn output(ctx: &Ctx, locked: &mut Locked, op: &Op) -> Result<OpOutput> {
+pub fn output(
+    ctx: &Ctx,
+    locked: &mut Locked,
+    op: &Op,
+    now_ms: u64,
+    config: &EngineConfig,
+) -> Result<OpOutput> {
     Ok(match op {
         Op::UpsertProduct { sku, .. } => {
             let entry = sku_entry(ctx, locked, sku)?;
@@ -323,5 +350,6 @@ pub fn output(ctx: &Ctx, locked: &mut Locked, op: &Op) -> Result<OpOutput> {
                 .ok_or_else(|| not_found(format!("reservation {reservation_id} not found")))?;
             OpOutput::Reservation(entry.view(reservation_id))
         }
+        _ => return super::decide_orders::output(ctx, locked, op, now_ms, config),
     })
 }

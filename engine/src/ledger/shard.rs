@@ -7,7 +7,26 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::table::Table;
+use crate::alerts::{Alert, PurchaseOrder};
 use crate::model::{Line, Reservation, ReservationState, StockLevel, StockStatus};
+use crate::orders::{Customer, Order, Return};
+
+/// An entity's version: the position of the last event applied to it,
+/// `(lsn << 16) | (event index + 1)`. One record may change an entity through several of its
+/// events (a reserve and the low-stock alert it opens); replay after a fuzzy snapshot applies
+/// an event to an entity only if the entity's stamp is below the event's, so an entity copied
+/// after its record was applied skips all of that record and no other.
+pub type Stamp = u64;
+
+pub fn stamp(lsn: u64, index: usize) -> Stamp {
+    assert!(index < crate::limits::EVENTS_PER_RECORD_MAX && lsn < (1 << 48));
+    (lsn << 16) | (index as u64 + 1)
+}
+
+/// The LSN of a stamp.
+pub fn stamp_lsn(stamp: Stamp) -> u64 {
+    stamp >> 16
+}
 
 /// Maps a key (SKU or client id) to its shard: FNV-1a, stable across runs and platforms.
 #[derive(Debug, Clone, Copy)]
@@ -23,7 +42,10 @@ impl Router {
     pub fn shards(&self) -> usize {
         self.shards
     }
+    /// The shard of a key. A leading NUL (the engine's own id spaces: an order's hold) is
+    /// ignored, so an order's hold lives with its order.
     pub fn of(&self, key: &str) -> usize {
+        let key = key.strip_prefix('\0').unwrap_or(key);
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         for byte in key.as_bytes() {
             hash ^= u64::from(*byte);
@@ -99,8 +121,30 @@ pub struct SkuEntry {
     pub on_hand: u64,
     pub reserved: u64,
     pub cell: Arc<SkuCell>,
-    /// LSN of the last change (for snapshots that skip what they already hold).
-    pub lsn: u64,
+    /// Whether on_hand was ever above zero: a new product opens no alert before it had stock.
+    pub ever_stocked: bool,
+    /// Alert bookkeeping, allocated when the SKU's first alert opens.
+    pub alerts: Option<Box<AlertState>>,
+    /// The last change (for snapshots that skip what they already hold).
+    pub stamp: Stamp,
+}
+
+/// A SKU's alerts: which are open, how many opened so far (their ids count from 1), and the
+/// resolved alerts and closed purchase orders still kept (oldest first, bounded by
+/// `limits::ALERT_HISTORY_PER_SKU_MAX`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AlertState {
+    pub openings: u32,
+    pub low: Option<String>,
+    pub out: Option<String>,
+    pub open_purchase_order: Option<String>,
+    pub history: VecDeque<(HistoryKind, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum HistoryKind {
+    Alert,
+    PurchaseOrder,
 }
 
 impl SkuEntry {
@@ -138,8 +182,7 @@ pub struct ReservationEntry {
     pub ended_at_ms: Option<u64>,
     /// LSN of the record that created it (with `expires_at_ms`, its key in the expiry index).
     pub created_lsn: u64,
-    /// LSN of the last change.
-    pub lsn: u64,
+    pub stamp: Stamp,
 }
 
 impl ReservationEntry {
@@ -164,7 +207,45 @@ pub struct StockOpEntry {
     pub quantity: u64,
     pub reason: String,
     pub at_ms: u64,
-    pub lsn: u64,
+    pub stamp: Stamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct CustomerEntry {
+    /// `tier` is filled in when read (it depends on the configured thresholds).
+    pub customer: Customer,
+    pub stamp: Stamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct OrderEntry {
+    pub order: Order,
+    /// Units of approved returns, and of requested ones not decided yet (sorted by SKU).
+    pub returned: Vec<Line>,
+    pub return_pending: Vec<Line>,
+    /// The payment id of a failed payment (FailPayment retries are idempotent by it).
+    pub failed_payment_id: String,
+    /// When it closed (CANCELLED, DELIVERED, RETURNED): retention counts from here.
+    pub closed_at_ms: Option<u64>,
+    pub stamp: Stamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReturnEntry {
+    pub ret: Return,
+    pub stamp: Stamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct AlertEntry {
+    pub alert: Alert,
+    pub stamp: Stamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct PurchaseOrderEntry {
+    pub purchase_order: PurchaseOrder,
+    pub stamp: Stamp,
 }
 
 /// Which id space an ended id belongs to.
@@ -173,6 +254,7 @@ pub enum IdKind {
     Reservation,
     Receipt,
     Adjustment,
+    Return,
 }
 
 #[derive(Debug, Default)]
@@ -181,6 +263,14 @@ pub struct Shard {
     pub reservations: Table<ReservationEntry>,
     pub receipts: Table<StockOpEntry>,
     pub adjustments: Table<StockOpEntry>,
+    pub customers: Table<CustomerEntry>,
+    pub orders: Table<OrderEntry>,
+    pub returns: Table<ReturnEntry>,
+    /// Alerts and purchase orders live in their SKU's shard.
+    pub alerts: Table<AlertEntry>,
+    pub purchase_orders: Table<PurchaseOrderEntry>,
+    /// Closed orders in the order they closed, for the order retention (time and count).
+    pub closed_orders: VecDeque<(u64, String)>,
     /// Ended objects in the order they ended, for retention by count and time.
     pub ended: VecDeque<(u64, IdKind, String)>,
     /// Active holds homed here, by (deadline, creating LSN).
@@ -230,7 +320,7 @@ impl Shard {
         let map = match kind {
             IdKind::Receipt => &self.receipts,
             IdKind::Adjustment => &self.adjustments,
-            IdKind::Reservation => return None,
+            IdKind::Reservation | IdKind::Return => return None,
         };
         map.get(id).filter(|e| retention.retained(e.at_ms, now_ms))
     }
@@ -273,6 +363,56 @@ impl Shard {
                 {
                     self.adjustments.remove(id);
                 }
+            }
+            IdKind::Return => {
+                if self
+                    .returns
+                    .get(id)
+                    .is_some_and(|e| e.ret.decided_at_ms == ended_at)
+                {
+                    self.returns.remove(id);
+                }
+            }
+        }
+    }
+
+    /// A return that is open, or decided within retention (else treated as unknown).
+    pub fn return_entry(
+        &self,
+        id: &str,
+        now_ms: u64,
+        retention: Retention,
+    ) -> Option<&ReturnEntry> {
+        self.returns
+            .get(id)
+            .filter(|e| e.ret.decided_at_ms == 0 || retention.retained(e.ret.decided_at_ms, now_ms))
+    }
+
+    /// An order that is open, or closed within the order retention (else treated as unknown).
+    pub fn order(&self, id: &str, now_ms: u64, retention: Retention) -> Option<&OrderEntry> {
+        self.orders.get(id).filter(|e| {
+            e.closed_at_ms
+                .is_none_or(|closed| retention.retained(closed, now_ms))
+        })
+    }
+
+    /// Records that an order closed and forgets the oldest closed orders beyond the order
+    /// retention bounds.
+    pub fn note_order_closed(&mut self, at_ms: u64, id: &str, retention: Retention) {
+        self.closed_orders.push_back((at_ms, id.to_string()));
+        while let Some((closed_at, _)) = self.closed_orders.front() {
+            let over_count = self.closed_orders.len() > retention.count_per_shard;
+            if !over_count && retention.retained(*closed_at, at_ms) {
+                break;
+            }
+            let (closed_at, id) = self.closed_orders.pop_front().expect("front exists");
+            // Unless it changed since (a DELIVERED order returned later closes again).
+            if self
+                .orders
+                .get(&id)
+                .is_some_and(|o| o.closed_at_ms == Some(closed_at))
+            {
+                self.orders.remove(&id);
             }
         }
     }
