@@ -116,6 +116,7 @@ impl Expected {
             }
             check.units_deducted += deducted;
             check.units_held += held;
+            check.units_restocked += restocked;
         }
         check.passed = check.oversold_units == 0 && check.mismatched_skus == 0;
         check
@@ -162,6 +163,8 @@ pub struct Check {
     /// Acknowledged sales and live holds across the run's SKUs.
     pub units_deducted: u64,
     pub units_held: u64,
+    /// Acknowledged restocks (approved returns).
+    pub units_restocked: u64,
     /// Units of failures with unknown outcomes, allowed for.
     pub uncertain_units: u64,
     /// The first mismatches (at most `MISMATCHES_SHOWN`).

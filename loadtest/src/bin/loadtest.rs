@@ -53,7 +53,7 @@ fn print(s: &Summary) {
     }
     if let Some(c) = &s.check {
         println!(
-            "check: {} — {} SKUs, {} mismatched, {} missing, {} oversold units, {} units sold, {} held, {} uncertain",
+            "check: {} — {} SKUs, {} mismatched, {} missing, {} oversold units, {} units sold, {} held, {} restocked, {} uncertain",
             if c.passed { "PASSED" } else { "FAILED" },
             c.skus_checked,
             c.mismatched_skus,
@@ -61,6 +61,7 @@ fn print(s: &Summary) {
             c.oversold_units,
             c.units_deducted,
             c.units_held,
+            c.units_restocked,
             c.uncertain_units
         );
         for m in &c.mismatches {
