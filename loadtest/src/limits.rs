@@ -68,8 +68,9 @@ pub const HOLD_POLL_MILLIS: u64 = 1;
 /// Units of stock per SKU at most (a `uint32` on the wire).
 pub const STOCK_MAX: u32 = 1_000_000_000;
 
-/// Units per line at most (kept small: the scenarios model shoppers, not wholesalers).
-pub const QUANTITY_MAX: u32 = 100;
+/// Units per checkout line at most (a shopper's basket, not a wholesaler's; below the bulk
+/// discount's 10 units, so totals stay simple to reason about).
+pub const ORDER_LINE_UNITS_MAX: u32 = 3;
 
 /// Ops per `ExecuteBatch` (the server's own limit is 8,192).
 pub const BATCH_OPS_MAX: usize = 8_192;

@@ -87,7 +87,7 @@ impl Schedule {
                     }
                     let sku = self.zipf.sample(&mut r);
                     if !lines.iter().any(|(s, _)| *s == sku) {
-                        lines.push((sku, r.random_range(1..=3)));
+                        lines.push((sku, r.random_range(1..=limits::ORDER_LINE_UNITS_MAX)));
                     }
                 }
                 let roll = r.random_range(0..100u32);
