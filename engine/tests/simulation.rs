@@ -1,7 +1,9 @@
 //! Deterministic simulation: a seed drives random ops, clock jumps and crashes (torn writes
 //! followed by recovery) against the engine with the clock and the disk stubbed, and every
 //! reply and every stock figure is checked against a small reference model of the ledger
-//! contract after each step. A failing run names its seed; `SEED=n` replays exactly that one.
+//! contract after each step. Orders take part too (create, pay, cancel, and payment deadlines
+//! passing with the clock jumps). A failing run names its seed; `SEED=n` replays exactly that
+//! one.
 
 mod common;
 
@@ -10,7 +12,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use engine::wal::fs::{Faults, FaultyFs};
-use engine::{Engine, EngineError, Line, ManualClock, Op, OpOutput, ReservationState, SyncMode};
+use engine::{
+    Engine, EngineError, Line, ManualClock, Op, OpOutput, OrderLine, OrderStatus, Pricing,
+    ReservationState, SyncMode,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -24,17 +29,144 @@ struct Hold {
     state: ReservationState,
 }
 
+#[derive(Debug, Clone, PartialEq)]
+struct ModelOrder {
+    lines: Vec<Line>,
+    timeout_seconds: u32,
+    deadline_ms: u64,
+    total_cents: i64,
+    status: OrderStatus,
+    payment_id: String,
+    cancel_reason: String,
+}
+
 /// The ledger contract, written as plainly as possible.
 #[derive(Debug, Default)]
 struct Model {
     stock: BTreeMap<String, (u64, u64)>,
     receipts: BTreeMap<String, (String, u32)>,
     holds: BTreeMap<String, Hold>,
+    orders: BTreeMap<String, ModelOrder>,
 }
 
+/// Every product costs this (the totals' arithmetic has its own tests).
+const PRICE_CENTS: i64 = 100;
+
 impl Model {
-    /// A hold is active iff now < expires_at: expire everything due first.
+    /// Like [`Model::apply`], with orders; states by name.
+    fn apply_any(&mut self, op: &Op, now: u64) -> Result<Option<&'static str>, &'static str> {
+        self.expire(now);
+        match op {
+            Op::CreateOrder {
+                order_id,
+                lines,
+                payment_timeout_seconds,
+                ..
+            } => {
+                let mut sorted = lines.clone();
+                sorted.sort();
+                if let Some(prior) = self.orders.get(order_id) {
+                    return if prior.lines == sorted
+                        && prior.timeout_seconds == *payment_timeout_seconds
+                    {
+                        Ok(Some(prior.status.name()))
+                    } else {
+                        Err("AlreadyExists")
+                    };
+                }
+                for line in &sorted {
+                    let (on_hand, reserved) = self.stock.get(&line.sku).ok_or("NotFound")?;
+                    if on_hand - reserved < u64::from(line.quantity) {
+                        return Err("FailedPrecondition");
+                    }
+                }
+                for line in &sorted {
+                    self.stock.get_mut(&line.sku).expect("sku").1 += u64::from(line.quantity);
+                }
+                let priced: Vec<OrderLine> = sorted
+                    .iter()
+                    .map(|l| OrderLine {
+                        sku: l.sku.clone(),
+                        quantity: l.quantity,
+                        unit_price_cents: PRICE_CENTS,
+                    })
+                    .collect();
+                let total_cents = Pricing::default()
+                    .totals(&priced)
+                    .expect("total")
+                    .total_cents;
+                let order = ModelOrder {
+                    lines: sorted,
+                    timeout_seconds: *payment_timeout_seconds,
+                    deadline_ms: now + u64::from(*payment_timeout_seconds) * 1000,
+                    total_cents,
+                    status: OrderStatus::Pending,
+                    payment_id: String::new(),
+                    cancel_reason: String::new(),
+                };
+                self.orders.insert(order_id.clone(), order);
+                Ok(Some(OrderStatus::Pending.name()))
+            }
+            Op::ConfirmPayment {
+                order_id,
+                payment_id,
+                amount_cents,
+            } => {
+                let order = self.orders.get_mut(order_id).ok_or("NotFound")?;
+                if order.payment_id == *payment_id {
+                    return if order.total_cents == *amount_cents {
+                        Ok(Some(order.status.name()))
+                    } else {
+                        Err("AlreadyExists")
+                    };
+                }
+                if order.status != OrderStatus::Pending || order.total_cents != *amount_cents {
+                    return Err("FailedPrecondition");
+                }
+                order.status = OrderStatus::Paid;
+                order.payment_id = payment_id.clone();
+                for line in &order.lines {
+                    let entry = self.stock.get_mut(&line.sku).expect("sku");
+                    entry.0 -= u64::from(line.quantity);
+                    entry.1 -= u64::from(line.quantity);
+                }
+                Ok(Some(OrderStatus::Paid.name()))
+            }
+            Op::CancelOrder { order_id, .. } => {
+                let order = self.orders.get_mut(order_id).ok_or("NotFound")?;
+                match order.status {
+                    OrderStatus::Cancelled if order.cancel_reason == "cancelled" => {}
+                    OrderStatus::Pending | OrderStatus::Paid => {
+                        for line in &order.lines {
+                            let entry = self.stock.get_mut(&line.sku).expect("sku");
+                            if order.status == OrderStatus::Pending {
+                                entry.1 -= u64::from(line.quantity);
+                            } else {
+                                entry.0 += u64::from(line.quantity);
+                            }
+                        }
+                        order.status = OrderStatus::Cancelled;
+                        order.cancel_reason = "cancelled".into();
+                    }
+                    _ => return Err("FailedPrecondition"),
+                }
+                Ok(Some(OrderStatus::Cancelled.name()))
+            }
+            _ => self.apply(op, now).map(|state| state.map(|s| s.name())),
+        }
+    }
+
+    /// A hold is active iff now < expires_at (an order's too): expire everything due first.
     fn expire(&mut self, now: u64) {
+        for order in self.orders.values_mut() {
+            if order.status == OrderStatus::Pending && now >= order.deadline_ms {
+                order.status = OrderStatus::Cancelled;
+                order.cancel_reason = "payment_timeout".into();
+                for line in &order.lines {
+                    self.stock.get_mut(&line.sku).expect("sku").1 -= u64::from(line.quantity);
+                }
+            }
+        }
         for hold in self.holds.values_mut() {
             if hold.state == ReservationState::Active && now >= hold.expires_at_ms {
                 hold.state = ReservationState::Expired;
@@ -143,11 +275,10 @@ impl Model {
     }
 }
 
-fn outcome(
-    result: &Result<OpOutput, EngineError>,
-) -> Result<Option<ReservationState>, &'static str> {
+fn outcome(result: &Result<OpOutput, EngineError>) -> Result<Option<&'static str>, &'static str> {
     match result {
-        Ok(OpOutput::Reservation(r)) => Ok(Some(r.state)),
+        Ok(OpOutput::Reservation(r)) => Ok(Some(r.state.name())),
+        Ok(OpOutput::Order(o)) => Ok(Some(o.status.name())),
         Ok(_) => Ok(None),
         Err(EngineError::NotFound(_)) => Err("NotFound"),
         Err(EngineError::FailedPrecondition(_)) => Err("FailedPrecondition"),
@@ -159,7 +290,15 @@ fn outcome(
     }
 }
 
-fn random_op(rng: &mut StdRng, step: usize, ids: &mut Vec<String>) -> Op {
+/// Recently generated ids: holds, and orders with the total their lines come to.
+#[derive(Default)]
+struct Recent {
+    holds: Vec<String>,
+    orders: Vec<(String, i64)>,
+}
+
+fn random_op(rng: &mut StdRng, step: usize, recent_ids: &mut Recent) -> Op {
+    let ids = &mut recent_ids.holds;
     let sku = |rng: &mut StdRng| format!("S{}", rng.random_range(0..SKUS + 1)); // S{SKUS} never exists
     // Ids of recent reserves, so commits, releases and retries (same and different payloads)
     // usually meet a hold that exists; a fresh id most of the time for reserves.
@@ -170,11 +309,63 @@ fn random_op(rng: &mut StdRng, step: usize, ids: &mut Vec<String>) -> Op {
             ids[rng.random_range(0..ids.len())].clone()
         }
     };
-    match rng.random_range(0..10) {
+    let orders = &mut recent_ids.orders;
+    let order = |rng: &mut StdRng, orders: &Vec<(String, i64)>| {
+        if orders.is_empty() {
+            ("o-none".to_string(), 0)
+        } else {
+            orders[rng.random_range(0..orders.len())].clone()
+        }
+    };
+    match rng.random_range(0..14) {
+        10 | 11 => {
+            let mut lines: Vec<Line> = Vec::new();
+            for _ in 0..rng.random_range(1..=2) {
+                let s = sku(rng);
+                if !lines.iter().any(|l| l.sku == s) {
+                    lines.push(Line::new(s, rng.random_range(1..=3)));
+                }
+            }
+            let order_id = if rng.random_bool(0.7) {
+                format!("o{step}")
+            } else {
+                order(rng, orders).0
+            };
+            // Every line priced PRICE_CENTS, never discounted at ≤ 3 units, shipping charged
+            // below 50.00.
+            let units: u32 = lines.iter().map(|l| l.quantity).sum();
+            orders.push((order_id.clone(), i64::from(units) * PRICE_CENTS + 499));
+            if orders.len() > 8 {
+                orders.remove(0);
+            }
+            Op::CreateOrder {
+                order_id,
+                customer_id: "c".into(),
+                lines,
+                shipping_address: String::new(),
+                payment_timeout_seconds: [5, 20][rng.random_range(0..2)],
+            }
+        }
+        12 => {
+            let (id, total) = order(rng, orders);
+            Op::ConfirmPayment {
+                payment_id: format!("p-{id}"),
+                order_id: id,
+                amount_cents: if rng.random_bool(0.85) {
+                    total
+                } else {
+                    total + 1
+                },
+            }
+        }
+        13 => Op::CancelOrder {
+            order_id: order(rng, orders).0,
+            reason: String::new(),
+        },
         0 => Op::UpsertProduct {
             sku: format!("S{}", rng.random_range(0..SKUS)),
             name: "p".into(),
-            unit_price_cents: 100,
+            unit_price_cents: PRICE_CENTS,
             reorder_level: 0,
             reorder_quantity: 0,
         },
@@ -254,11 +445,22 @@ fn run(seed: u64, steps: usize) {
     };
     let mut faults = Faults::new();
     let mut engine = open(&faults);
+    engine
+        .execute(Op::UpsertCustomer {
+            customer_id: "c".into(),
+            name: "customer".into(),
+            email: "c@example.com".into(),
+            phone: String::new(),
+            address: String::new(),
+            notify_email: false,
+            notify_sms: false,
+        })
+        .expect("customer");
     let mut model = Model::default();
     let mut rng = StdRng::seed_from_u64(seed);
     let mut crashes = 0;
     let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
-    let mut ids: Vec<String> = Vec::new();
+    let mut ids = Recent::default();
     for step in 0..steps {
         let now = engine::Clock::now_ms(&clock);
         match rng.random_range(0..100) {
@@ -289,7 +491,7 @@ fn run(seed: u64, steps: usize) {
             }
             _ => {
                 let op = random_op(&mut rng, step, &mut ids);
-                let expected = model.apply(&op, now);
+                let expected = model.apply_any(&op, now);
                 let actual = engine.execute(op.clone());
                 let kind = format!("{:?}", std::mem::discriminant(&op));
                 *outcomes
@@ -318,14 +520,18 @@ fn run(seed: u64, steps: usize) {
             .sum()
     };
     assert!(
-        count("Ok(Some(Active))") > 10,
+        count("Ok(Some(\"ACTIVE\"))") > 10,
         "seed {seed}: few holds placed: {outcomes:?}"
     );
     assert!(
-        count("Ok(Some(Committed))") > 3,
+        count("Ok(Some(\"COMMITTED\"))") > 3,
         "seed {seed}: few commits: {outcomes:?}"
     );
-    assert!(count("Ok(Some(Expired))") + count("Err(\"FailedPrecondition\")") > 3);
+    assert!(
+        count("Ok(Some(\"PAID\"))") > 0 && count("Ok(Some(\"PENDING\"))") > 3,
+        "seed {seed}: few orders placed and paid: {outcomes:?}"
+    );
+    assert!(count("Ok(Some(\"EXPIRED\"))") + count("Err(\"FailedPrecondition\")") > 3);
     assert!(
         count("Err(\"AlreadyExists\")") > 0,
         "seed {seed}: no conflicting retry: {outcomes:?}"

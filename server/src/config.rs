@@ -27,6 +27,8 @@ pub struct Config {
     pub log: String,
     pub engine: EngineSettings,
     pub limits: LimitSettings,
+    pub orders: OrderSettings,
+    pub alerts: AlertSettings,
     pub tls: TlsSettings,
     /// Bearer tokens, stored as SHA-256 hashes, each with a role.
     pub tokens: Vec<TokenEntry>,
@@ -65,6 +67,42 @@ pub struct EngineSettings {
     /// need; past it the consumer is dropped (it rebuilds from a snapshot).
     pub consumer_wal_retained_bytes_max: u64,
 }
+
+/// Order pricing, payment timeout, customer tiers and how long closed orders are kept. Each
+/// order's WAL record carries the pricing it was created with, so changing these affects new
+/// orders only (replay and reports never see today's values).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrderSettings {
+    /// Discount on a line of at least `bulk_discount_units_min` units, in basis points.
+    pub bulk_discount_bps: u32,
+    pub bulk_discount_units_min: u32,
+    /// Tax on (subtotal − discount), in basis points.
+    pub tax_bps: u32,
+    pub shipping_cents: i64,
+    /// Shipping is free once subtotal − discount reaches this.
+    pub free_shipping_min_cents: i64,
+    /// Payment deadline of a CreateOrder with `payment_timeout_seconds = 0`.
+    pub payment_timeout_default_seconds: u32,
+    /// Lifetime spend from which a customer is Silver ...
+    pub silver_tier_cents: i64,
+    /// ... and Gold.
+    pub gold_tier_cents: i64,
+    /// Closed orders (CANCELLED, DELIVERED, RETURNED) are kept this long after closing ...
+    pub retention_seconds: u64,
+    /// ... and at most this many of them, whichever bound is reached first.
+    pub retention_count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertSettings {
+    /// An alert resolves once available ≥ reorder_level + this share of it (at least 1 unit).
+    pub hysteresis_bps: u32,
+}
+
+/// Basis points in 100 %: the largest discount, tax rate or hysteresis margin accepted.
+pub const BPS_MAX: u32 = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -116,6 +154,8 @@ impl Default for Config {
             log: "info".into(),
             engine: EngineSettings::default(),
             limits: LimitSettings::default(),
+            orders: OrderSettings::default(),
+            alerts: AlertSettings::default(),
             tls: TlsSettings::default(),
             tokens: Vec::new(),
             roles: BTreeMap::new(),
@@ -139,6 +179,121 @@ impl Default for EngineSettings {
             snapshot_every_records: SNAPSHOT_EVERY_RECORDS_DEFAULT,
             snapshot_every_seconds: SNAPSHOT_EVERY_SECONDS_DEFAULT,
             consumer_wal_retained_bytes_max: CONSUMER_WAL_RETAINED_BYTES_MAX_DEFAULT,
+        }
+    }
+}
+
+impl Default for OrderSettings {
+    /// The engine's defaults (DESIGN.md's pricing).
+    fn default() -> Self {
+        let policy = engine::OrderPolicy::default();
+        let p = policy.pricing;
+        Self {
+            bulk_discount_bps: p.bulk_discount_bps,
+            bulk_discount_units_min: p.bulk_discount_units_min,
+            tax_bps: p.tax_bps,
+            shipping_cents: p.shipping_cents,
+            free_shipping_min_cents: p.free_shipping_min_cents,
+            payment_timeout_default_seconds: policy.payment_timeout_default_seconds,
+            silver_tier_cents: policy.tiers.silver_cents,
+            gold_tier_cents: policy.tiers.gold_cents,
+            retention_seconds: policy.retention_seconds,
+            retention_count: policy.retention_count,
+        }
+    }
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        Self {
+            hysteresis_bps: engine::AlertPolicy::default().hysteresis_bps,
+        }
+    }
+}
+
+impl OrderSettings {
+    /// Checks every value; the message names the offending setting.
+    fn validate(&self) -> Result<(), String> {
+        let at_most = |name: &str, value: i128, max: i128| {
+            if value > max {
+                Err(format!(
+                    "orders.{name} = {value} exceeds the maximum of {max}"
+                ))
+            } else if value < 0 {
+                Err(format!("orders.{name} = {value} must not be negative"))
+            } else {
+                Ok(())
+            }
+        };
+        at_most(
+            "bulk_discount_bps",
+            self.bulk_discount_bps.into(),
+            BPS_MAX.into(),
+        )?;
+        at_most("tax_bps", self.tax_bps.into(), BPS_MAX.into())?;
+        let price_max = engine::limits::UNIT_PRICE_CENTS_MAX.into();
+        at_most("shipping_cents", self.shipping_cents.into(), price_max)?;
+        let total_max = engine::limits::ORDER_TOTAL_CENTS_MAX.into();
+        at_most(
+            "free_shipping_min_cents",
+            self.free_shipping_min_cents.into(),
+            total_max,
+        )?;
+        at_most(
+            "silver_tier_cents",
+            self.silver_tier_cents.into(),
+            i64::MAX.into(),
+        )?;
+        at_most(
+            "gold_tier_cents",
+            self.gold_tier_cents.into(),
+            i64::MAX.into(),
+        )?;
+        if self.bulk_discount_units_min == 0 {
+            return Err("orders.bulk_discount_units_min must be at least 1 \
+                        (set orders.bulk_discount_bps = 0 to turn the discount off)"
+                .into());
+        }
+        if self.payment_timeout_default_seconds == 0
+            || self.payment_timeout_default_seconds > engine::limits::TTL_SECONDS_MAX
+        {
+            return Err(format!(
+                "orders.payment_timeout_default_seconds = {} must be 1..={}",
+                self.payment_timeout_default_seconds,
+                engine::limits::TTL_SECONDS_MAX
+            ));
+        }
+        if self.gold_tier_cents < self.silver_tier_cents {
+            return Err(format!(
+                "orders.gold_tier_cents = {} is below orders.silver_tier_cents = {}",
+                self.gold_tier_cents, self.silver_tier_cents
+            ));
+        }
+        // A closed order must outlive the retry of the op that closed it.
+        if self.retention_seconds == 0 || self.retention_count == 0 {
+            return Err(
+                "orders.retention_seconds and orders.retention_count must be at least 1".into(),
+            );
+        }
+        Ok(())
+    }
+
+    fn policy(&self) -> engine::OrderPolicy {
+        engine::OrderPolicy {
+            pricing: engine::Pricing {
+                bulk_discount_bps: self.bulk_discount_bps,
+                bulk_discount_units_min: self.bulk_discount_units_min,
+                tax_bps: self.tax_bps,
+                shipping_cents: self.shipping_cents,
+                free_shipping_min_cents: self.free_shipping_min_cents,
+            },
+            payment_timeout_default_seconds: self.payment_timeout_default_seconds,
+            tiers: engine::orders::Tiers {
+                silver_cents: self.silver_tier_cents,
+                gold_cents: self.gold_tier_cents,
+            },
+            retention_seconds: self.retention_seconds,
+            retention_count: self.retention_count,
         }
     }
 }
@@ -205,6 +360,35 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "INVENTORY_CONSUMER_WAL_RETAINED_BYTES_MAX",
         "engine.consumer_wal_retained_bytes_max",
     ),
+    (
+        "INVENTORY_ORDERS_BULK_DISCOUNT_BPS",
+        "orders.bulk_discount_bps",
+    ),
+    (
+        "INVENTORY_ORDERS_BULK_DISCOUNT_UNITS_MIN",
+        "orders.bulk_discount_units_min",
+    ),
+    ("INVENTORY_ORDERS_TAX_BPS", "orders.tax_bps"),
+    ("INVENTORY_ORDERS_SHIPPING_CENTS", "orders.shipping_cents"),
+    (
+        "INVENTORY_ORDERS_FREE_SHIPPING_MIN_CENTS",
+        "orders.free_shipping_min_cents",
+    ),
+    (
+        "INVENTORY_ORDERS_PAYMENT_TIMEOUT_DEFAULT_SECONDS",
+        "orders.payment_timeout_default_seconds",
+    ),
+    (
+        "INVENTORY_ORDERS_SILVER_TIER_CENTS",
+        "orders.silver_tier_cents",
+    ),
+    ("INVENTORY_ORDERS_GOLD_TIER_CENTS", "orders.gold_tier_cents"),
+    (
+        "INVENTORY_ORDERS_RETENTION_SECONDS",
+        "orders.retention_seconds",
+    ),
+    ("INVENTORY_ORDERS_RETENTION_COUNT", "orders.retention_count"),
+    ("INVENTORY_ALERTS_HYSTERESIS_BPS", "alerts.hysteresis_bps"),
     ("INVENTORY_MAX_MESSAGE_BYTES", "limits.max_message_bytes"),
     (
         "INVENTORY_MAX_CONCURRENT_STREAMS",
@@ -338,6 +522,47 @@ impl Config {
             "INVENTORY_CONSUMER_WAL_RETAINED_BYTES_MAX",
             self.engine.consumer_wal_retained_bytes_max
         );
+        set!(
+            "INVENTORY_ORDERS_BULK_DISCOUNT_BPS",
+            self.orders.bulk_discount_bps
+        );
+        set!(
+            "INVENTORY_ORDERS_BULK_DISCOUNT_UNITS_MIN",
+            self.orders.bulk_discount_units_min
+        );
+        set!("INVENTORY_ORDERS_TAX_BPS", self.orders.tax_bps);
+        set!(
+            "INVENTORY_ORDERS_SHIPPING_CENTS",
+            self.orders.shipping_cents
+        );
+        set!(
+            "INVENTORY_ORDERS_FREE_SHIPPING_MIN_CENTS",
+            self.orders.free_shipping_min_cents
+        );
+        set!(
+            "INVENTORY_ORDERS_PAYMENT_TIMEOUT_DEFAULT_SECONDS",
+            self.orders.payment_timeout_default_seconds
+        );
+        set!(
+            "INVENTORY_ORDERS_SILVER_TIER_CENTS",
+            self.orders.silver_tier_cents
+        );
+        set!(
+            "INVENTORY_ORDERS_GOLD_TIER_CENTS",
+            self.orders.gold_tier_cents
+        );
+        set!(
+            "INVENTORY_ORDERS_RETENTION_SECONDS",
+            self.orders.retention_seconds
+        );
+        set!(
+            "INVENTORY_ORDERS_RETENTION_COUNT",
+            self.orders.retention_count
+        );
+        set!(
+            "INVENTORY_ALERTS_HYSTERESIS_BPS",
+            self.alerts.hysteresis_bps
+        );
         set!("INVENTORY_MAX_MESSAGE_BYTES", self.limits.max_message_bytes);
         set!(
             "INVENTORY_MAX_CONCURRENT_STREAMS",
@@ -410,6 +635,13 @@ impl Config {
         }
         if self.engine.segment_bytes < 4096 {
             return Err("engine.segment_bytes must be at least 4096".into());
+        }
+        self.orders.validate()?;
+        if self.alerts.hysteresis_bps > BPS_MAX {
+            return Err(format!(
+                "alerts.hysteresis_bps = {} exceeds the maximum of {BPS_MAX} (100 % of the reorder level)",
+                self.alerts.hysteresis_bps
+            ));
         }
         if self.limits.max_message_bytes < 1024 {
             return Err("limits.max_message_bytes must be at least 1024".into());
@@ -487,6 +719,10 @@ impl Config {
         c.id_retention_seconds = self.engine.id_retention_seconds;
         c.id_retention_count = self.engine.id_retention_count;
         c.live_holds_max = self.engine.live_holds_max;
+        c.orders = self.orders.policy();
+        c.alerts = engine::AlertPolicy {
+            hysteresis_bps: self.alerts.hysteresis_bps,
+        };
         Ok(c)
     }
 
@@ -639,6 +875,55 @@ mod tests {
             ),
             "the server's defaults are the snapshotter's"
         );
+    }
+
+    #[test]
+    fn order_and_alert_settings_reach_the_engine_and_bad_ones_are_named() {
+        let env = |name: &str| match name {
+            "INVENTORY_ORDERS_TAX_BPS" => Some("825".to_string()),
+            "INVENTORY_ALERTS_HYSTERESIS_BPS" => Some("2000".to_string()),
+            _ => None,
+        };
+        let c = Config::load(None, env, &Overrides::default()).unwrap();
+        let e = c.engine_config().unwrap();
+        assert_eq!(e.orders.pricing.tax_bps, 825);
+        assert_eq!(e.alerts.hysteresis_bps, 2000);
+        let d = Config::default().engine_config().unwrap();
+        assert_eq!(
+            d.orders,
+            engine::OrderPolicy::default(),
+            "the server's defaults are the engine's"
+        );
+        assert_eq!(d.alerts, engine::AlertPolicy::default());
+        for (toml, setting) in [
+            (
+                "[orders]\nbulk_discount_bps = 10001\n",
+                "orders.bulk_discount_bps",
+            ),
+            ("[orders]\ntax_bps = 20000\n", "orders.tax_bps"),
+            ("[orders]\nshipping_cents = -1\n", "orders.shipping_cents"),
+            (
+                "[orders]\nbulk_discount_units_min = 0\n",
+                "orders.bulk_discount_units_min",
+            ),
+            (
+                "[orders]\npayment_timeout_default_seconds = 0\n",
+                "orders.payment_timeout_default_seconds",
+            ),
+            ("[orders]\ngold_tier_cents = 10\n", "orders.gold_tier_cents"),
+            ("[orders]\nretention_count = 0\n", "orders.retention_count"),
+            (
+                "[alerts]\nhysteresis_bps = 10001\n",
+                "alerts.hysteresis_bps",
+            ),
+        ] {
+            let err = Config::from_toml(toml)
+                .and_then(|c| c.validate())
+                .unwrap_err();
+            assert!(err.contains(setting), "{toml}: {err}");
+        }
+        let err = Config::from_toml("[orders]\ntax = 1\n").unwrap_err();
+        assert!(err.contains("tax"), "{err}");
     }
 
     #[test]

@@ -1114,3 +1114,173 @@ async fn kill_9_in_order_traffic_keeps_every_acknowledged_order() {
     let o = s.create("after", "c1", &[(&sku(0), 1)], 0).await.unwrap();
     s.pay("after", "p-after", o.total_cents).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_pricing_and_timeout_apply_to_new_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        "[orders]\ntax_bps = 825\nshipping_cents = 100\npayment_timeout_default_seconds = 600\n";
+    let server = Server::start(&dir.path().join("data"), Opts::default().config(config));
+    let mut s = shop(&server).await;
+    s.product("MUG", 1001, 0, 5).await;
+    s.customer("c1").await;
+    let o = s.create("o1", "c1", &[("MUG", 1)], 0).await.unwrap();
+    // 8.25 % of 10.01 = 0.825825 → 83 cents (half up); shipping 1.00 below the threshold.
+    assert_eq!(
+        (o.tax_cents, o.shipping_cents, o.total_cents),
+        (83, 100, 1001 + 83 + 100)
+    );
+    let window = o.payment_deadline.unwrap().seconds - o.created_at.unwrap().seconds;
+    assert_eq!(window, 600);
+}
+
+#[test]
+fn invctl_orders_returns_alerts_purchase_orders_and_watch() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), Opts::default());
+    let addr = server.url();
+    let ok = |args: &[&str]| -> String {
+        let mut all = vec!["--addr", addr.as_str()];
+        all.extend_from_slice(args);
+        let (code, out, err) = invctl(&all);
+        assert_eq!(code, 0, "invctl {args:?}: {err}");
+        out
+    };
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(ok(&all).trim()).unwrap()
+    };
+    ok(&[
+        "product",
+        "upsert",
+        "CLI",
+        "--name",
+        "Thing",
+        "--price-cents",
+        "1000",
+        "--reorder-level",
+        "5",
+        "--reorder-quantity",
+        "20",
+    ]);
+    ok(&["receive", "r1", "CLI", "10"]);
+    let c = json(&[
+        "customer",
+        "upsert",
+        "c1",
+        "--name",
+        "Ann",
+        "--email",
+        "ann@example.com",
+        "--phone",
+        "+15551234567",
+    ]);
+    assert_eq!(c["tier"], "Bronze");
+    let o = json(&["order", "create", "o1", "--customer", "c1", "CLI:6"]);
+    assert_eq!(
+        (o["status"].as_str(), o["total_cents"].as_i64()),
+        (Some("PENDING"), Some(6000))
+    );
+    assert!(ok(&["order", "get", "o1"]).contains("PENDING"));
+    assert_eq!(
+        json(&["order", "pay", "o1", "p1", "6000"])["status"],
+        "PAID"
+    );
+    ok(&["order", "ship", "o1", "UPS", "1Z"]);
+    assert_eq!(json(&["order", "deliver", "o1"])["status"], "DELIVERED");
+    let list = json(&["order", "list", "--status", "delivered", "--customer", "c1"]);
+    assert_eq!(list["orders"][0]["order_id"], "o1");
+    assert!(ok(&["order", "list"]).contains("o1"));
+    assert_eq!(
+        json(&["return", "request", "ret1", "o1", "CLI:6"])["status"],
+        "REQUESTED"
+    );
+    assert_eq!(
+        json(&["return", "approve", "ret1", "6000", "--restock"])["status"],
+        "APPROVED"
+    );
+    assert_eq!(json(&["customer", "get", "c1"])["lifetime_spend_cents"], 0);
+    // The order is RETURNED: its watch prints that state and ends.
+    let watched = ok(&["--json", "watch", "order", "o1"]);
+    let states: Vec<serde_json::Value> = watched
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(states.len(), 1, "{watched}");
+    assert_eq!(states[0]["status"], "RETURNED");
+
+    // Alerts and purchase orders: selling 6 of 10 leaves 4 < 5.
+    let batch = dir.path().join("ops.txt");
+    std::fs::write(&batch, "order o2 c1 CLI:6\npay o2 p2 6000\n").unwrap();
+    let results = json(&["batch", batch.to_str().unwrap()]);
+    assert_eq!(results["results"][1]["status"], "PAID", "{results}");
+    let alerts = json(&["alerts"]);
+    assert_eq!(alerts["alerts"][0]["kind"], "LOW_STOCK", "{alerts}");
+    let pos = json(&["po", "list", "--open-only"]);
+    let po = pos["purchase_orders"][0]["purchase_order_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        json(&["po", "update", &po, "received"])["status"],
+        "RECEIVED"
+    );
+    assert!(json(&["alerts"])["alerts"].as_array().unwrap().is_empty());
+    assert!(ok(&["alerts", "--all"]).contains("LOW_STOCK"));
+    // The change feed, filtered by kind.
+    let events = ok(&[
+        "--json",
+        "watch",
+        "events",
+        "--kind",
+        "OrderReturned",
+        "--from",
+        "1",
+        "--count",
+        "1",
+    ]);
+    let first: serde_json::Value = serde_json::from_str(events.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (first["kind"].as_str(), first["subject"].as_str()),
+        (Some("OrderReturned"), Some("o1"))
+    );
+
+    // Exit codes; usage errors come before connecting.
+    let code = |args: &[&str]| {
+        let mut all = vec!["--addr", addr.as_str()];
+        all.extend_from_slice(args);
+        invctl(&all).0
+    };
+    assert_eq!(code(&["order", "get", "nope"]), 3);
+    assert_eq!(code(&["order", "pay", "o1", "p9", "1"]), 4);
+    assert_eq!(
+        code(&[
+            "order",
+            "create",
+            "o3",
+            "--customer",
+            "c1",
+            "CLI:6",
+            "CLI:1"
+        ]),
+        5
+    );
+    assert_eq!(
+        code(&["order", "create", "o2", "--customer", "c1", "CLI:1"]),
+        8
+    );
+    let offline = |args: &[&str]| {
+        let mut all = vec!["--addr", "http://127.0.0.1:1"];
+        all.extend_from_slice(args);
+        invctl(&all).0
+    };
+    assert_eq!(
+        offline(&["order", "create", "o4", "--customer", "c1", "NOCOLON"]),
+        2
+    );
+    assert_eq!(offline(&["po", "update", "X/PO1", "shipped"]), 2);
+    assert_eq!(offline(&["order", "list", "--status", "lost"]), 2);
+    assert_eq!(offline(&["watch"]), 2);
+    assert_eq!(offline(&["order", "get", "o1"]), 7);
+}

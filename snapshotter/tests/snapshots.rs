@@ -389,8 +389,14 @@ fn wal_disk_use_stays_bounded_with_periodic_snapshots() {
                 .execute(Op::Release { reservation_id: id })
                 .expect("release");
         }
-        // Steady load, not a burst: let the periodic snapshotter see each round.
-        std::thread::sleep(Duration::from_millis(30));
+        // Steady load, not a burst: let the periodic snapshotter catch up with each round
+        // (it snapshots every 2,000 records; wait for that, with a deadline against hangs, so
+        // the figures do not depend on how the machine schedules its thread).
+        let wanted = engine.stats().last_lsn.saturating_sub(2_000);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while snapshots.snapshot_lsn() < wanted && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let half = round / 30;
         peaks[half] = peaks[half].max(engine.stats().wal_bytes);
     }

@@ -1,5 +1,7 @@
 //! `invctl`: the command-line client of `inventoryd`. See `invctl --help` and `docs/SERVER.md`.
 
+mod orders;
+
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -117,11 +119,34 @@ enum Cmd {
     /// Run several ops in one call (Inventory/ExecuteBatch), one per line of FILE (or stdin):
     /// `upsert SKU NAME PRICE_CENTS REORDER_LEVEL REORDER_QTY`, `receive ID SKU QTY`,
     /// `adjust ID SKU ON_HAND [REASON...]`, `reserve ID [--ttl S] SKU:QTY...`,
-    /// `commit ID [SKU:QTY...]`, `release ID`. Blank lines and `#` comments are skipped.
+    /// `commit ID [SKU:QTY...]`, `release ID`, `order ID CUSTOMER [--timeout S] SKU:QTY...`,
+    /// `pay ORDER_ID PAYMENT_ID AMOUNT_CENTS`. Blank lines and `#` comments are skipped.
     Batch {
         /// File of ops; `-` or none: stdin.
         file: Option<PathBuf>,
     },
+    /// Customers (Orders/UpsertCustomer, GetCustomer).
+    #[command(subcommand)]
+    Customer(orders::CustomerCmd),
+    /// Orders: create, get, list, pay, fail, ship, deliver, cancel.
+    #[command(subcommand)]
+    Order(orders::OrderCmd),
+    /// Returns of delivered orders: request, approve, reject.
+    #[command(subcommand)]
+    Return(orders::ReturnCmd),
+    /// Low-stock alerts, open ones unless --all (Alerts/ListAlerts).
+    Alerts {
+        /// Resolved alerts too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Purchase orders suggested by low-stock alerts: list, update.
+    #[command(subcommand)]
+    Po(orders::PoCmd),
+    /// Follow an order (`watch order ID`) or the change feed (`watch events`) until the stream
+    /// ends or Ctrl-C.
+    #[command(subcommand)]
+    Watch(orders::WatchCmd),
     /// Server status (Admin/Status).
     Status,
     /// Take a snapshot now (Admin/Snapshot).
@@ -255,8 +280,22 @@ impl Client {
         pb::inventory_client::InventoryClient::new(self.channel.clone())
             .max_decoding_message_size(64 << 20)
     }
+    /// A request without the call deadline: a stream lasts as long as the user follows it.
+    fn stream_request<T>(&self, msg: T) -> Request<T> {
+        let mut req = self.request(msg);
+        req.metadata_mut().remove("grpc-timeout");
+        req
+    }
     fn admin(&self) -> pb::admin_client::AdminClient<Channel> {
         pb::admin_client::AdminClient::new(self.channel.clone())
+    }
+    fn orders(&self) -> pb::orders_client::OrdersClient<Channel> {
+        pb::orders_client::OrdersClient::new(self.channel.clone())
+            .max_decoding_message_size(64 << 20)
+    }
+    fn alerts(&self) -> pb::alerts_client::AlertsClient<Channel> {
+        pb::alerts_client::AlertsClient::new(self.channel.clone())
+            .max_decoding_message_size(64 << 20)
     }
 }
 
@@ -513,10 +552,16 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                         format!("reservation {} {}", r.reservation_id, state_name(r.state)),
                         reservation_json(r),
                     ),
-                    Some(R::Order(o)) => (
-                        format!("order {}", o.order_id),
-                        json!({"order_id": o.order_id}),
-                    ),
+                    Some(R::Order(o)) => {
+                        let doc = orders::order_json(o);
+                        (
+                            format!(
+                                "order {} {} total {}",
+                                o.order_id, doc["status"], o.total_cents
+                            ),
+                            doc,
+                        )
+                    }
                     Some(R::Error(e)) => {
                         let status = Status::new(Code::from_i32(e.code), e.message.clone());
                         if exit == 0 {
@@ -539,6 +584,12 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             }
             return Ok(exit);
         }
+        Cmd::Customer(cmd) => orders::customer(&client, cmd, json_out).await?,
+        Cmd::Order(cmd) => orders::order(&client, cmd, json_out).await?,
+        Cmd::Return(cmd) => orders::returns(&client, cmd, json_out).await?,
+        Cmd::Alerts { all } => orders::alerts(&client, all, json_out).await?,
+        Cmd::Po(cmd) => orders::purchase_orders(&client, cmd, json_out).await?,
+        Cmd::Watch(cmd) => return orders::watch(&client, cmd, json_out).await,
         Cmd::Status => {
             let s = client
                 .admin()
@@ -667,6 +718,35 @@ fn parse_batch_op(line: &str) -> Result<pb::batch_op::Op, String> {
         })),
         Some("release") => Ok(O::Release(pb::ReleaseRequest {
             reservation_id: word(1, "ID")?,
+        })),
+        Some("order") => {
+            let (order_id, customer_id) = (word(1, "ID")?, word(2, "CUSTOMER")?);
+            let mut payment_timeout_seconds = 0;
+            let mut lines = Vec::new();
+            let mut i = 3;
+            while i < words.len() {
+                if words[i] == "--timeout" {
+                    payment_timeout_seconds = num(i + 1, "TIMEOUT")?;
+                    i += 2;
+                    continue;
+                }
+                lines.push(parse_line(words[i])?);
+                i += 1;
+            }
+            Ok(O::CreateOrder(pb::CreateOrderRequest {
+                order_id,
+                customer_id,
+                lines,
+                shipping_address: String::new(),
+                payment_timeout_seconds,
+            }))
+        }
+        Some("pay") => Ok(O::ConfirmPayment(pb::ConfirmPaymentRequest {
+            order_id: word(1, "ORDER_ID")?,
+            payment_id: word(2, "PAYMENT_ID")?,
+            amount_cents: word(3, "AMOUNT_CENTS")?
+                .parse()
+                .map_err(|e| format!("AMOUNT_CENTS: {e}"))?,
         })),
         Some(other) => Err(format!("unknown op {other:?}")),
         None => Err("empty".into()),
@@ -819,6 +899,16 @@ mod tests {
             parse_batch_op("reserve r1 --ttl 5 A:1 B:2"),
             Ok(pb::batch_op::Op::Reserve(r)) if r.lines.len() == 2 && r.ttl_seconds == 5
         ));
+        assert!(matches!(
+            parse_batch_op("order o1 c1 --timeout 60 A:1 B:2"),
+            Ok(pb::batch_op::Op::CreateOrder(r))
+                if r.lines.len() == 2 && r.payment_timeout_seconds == 60 && r.customer_id == "c1"
+        ));
+        assert!(matches!(
+            parse_batch_op("pay o1 p1 1999"),
+            Ok(pb::batch_op::Op::ConfirmPayment(r)) if r.amount_cents == 1999
+        ));
+        assert!(parse_batch_op("pay o1 p1 lots").is_err());
         assert!(parse_batch_op("receive r1 A x").is_err());
         assert!(parse_batch_op("fly away").is_err());
     }
