@@ -1,0 +1,105 @@
+//! The open loop: every arrival has an intended send time fixed by the schedule (index / rate),
+//! independent of how fast the target answers. An arrival is sent at that time (or as soon
+//! after as the in-flight cap allows) and its latency is measured *from that time*, so a
+//! target that stalls is charged for every arrival it delayed — the coordinated-omission
+//! correction, by construction rather than by back-filling a closed loop's histogram.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::limits;
+use crate::stats::{Outcome, Stats};
+
+/// Runs `exec` for every `(offset, step)` of `schedule` (offsets non-decreasing, from the
+/// start), at most `in_flight_max` at once, until `window` has passed: a target too slow for
+/// the rate leaves the rest of the schedule unsent (counted: sent < planned) rather than
+/// stretching the run without end. Returns once every arrival sent has answered, or the drain
+/// deadline passed; the count of arrivals abandoned then.
+pub async fn drive<S, I, F, Fut>(
+    schedule: I,
+    in_flight_max: usize,
+    window: Duration,
+    stats: Arc<Stats>,
+    exec: F,
+) -> (Instant, usize)
+where
+    I: Iterator<Item = (Duration, S)>,
+    F: Fn(S) -> Fut,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(in_flight_max.max(1)));
+    let mut tasks = JoinSet::new();
+    let start = Instant::now();
+    for (offset, step) in schedule {
+        let due = start + offset;
+        if Instant::now() > start + window {
+            break;
+        }
+        if due > Instant::now() {
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let fut = exec(step);
+        let stats_task = stats.clone();
+        stats
+            .sent
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tasks.spawn(async move {
+            let outcome = fut.await;
+            stats_task.record(due.elapsed(), outcome);
+            drop(permit);
+        });
+        // Reap finished tasks as we go so the set holds only what is in flight.
+        while tasks.try_join_next().is_some() {}
+    }
+    let drained = tokio::time::timeout(Duration::from_secs(limits::DRAIN_SECONDS), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    let abandoned = if drained.is_err() { tasks.len() } else { 0 };
+    tasks.abort_all();
+    (start, abandoned)
+}
+
+/// Offset of arrival `index` at `rate` per second.
+pub fn offset(index: u64, rate_per_second: u64) -> Duration {
+    let nanos = u128::from(index) * 1_000_000_000 / u128::from(rate_per_second.max(1));
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_follow_the_rate() {
+        assert_eq!(offset(0, 1000), Duration::ZERO);
+        assert_eq!(offset(1, 1000), Duration::from_millis(1));
+        assert_eq!(offset(2500, 1000), Duration::from_millis(2500));
+    }
+
+    #[tokio::test]
+    async fn a_slow_answer_is_charged_from_the_intended_time() {
+        // One slot in flight and each arrival takes 20 ms: the second arrival, due at 1 ms,
+        // cannot start before ~20 ms, and its latency counts from 1 ms.
+        let stats = Arc::new(Stats::new());
+        let schedule = (0..3u64).map(|i| (offset(i, 1000), i));
+        let window = Duration::from_secs(60);
+        let (_, abandoned) = drive(schedule, 1, window, stats.clone(), |_| async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Outcome::ok(1)
+        })
+        .await;
+        assert_eq!(abandoned, 0);
+        let m = stats.summary(Duration::from_secs(1));
+        assert_eq!(m.units_ok, 3);
+        // The third waited for two before it: ≥ 58 ms from its intended time (60 − 2).
+        assert!(m.latency_micros.max >= 58_000, "{:?}", m.latency_micros);
+    }
+}
