@@ -226,11 +226,16 @@ fn snapshot_under_concurrent_load_then_restart_is_exact() {
     }
     let live = engine.dump();
     let last_lsn = engine.stats().last_lsn;
-    let statuses: std::collections::BTreeSet<_> =
-        live.orders.values().map(|o| o.status.name()).collect();
+    let paid = live.orders.values().filter(|o| o.paid_at_ms > 0).count();
+    let delivered = live
+        .orders
+        .values()
+        .filter(|o| o.delivered_at_ms > 0)
+        .count();
     assert!(
-        statuses.len() >= 4 && !live.returns.is_empty() && !live.customers.is_empty(),
-        "the load exercised the order lifecycle: {statuses:?}, {} returns",
+        paid > 0 && delivered > 0 && !live.returns.is_empty() && !live.customers.is_empty(),
+        "the load exercised the order lifecycle: {} orders, {paid} paid, {delivered} delivered, {} returns",
+        live.orders.len(),
         live.returns.len()
     );
     assert!(
