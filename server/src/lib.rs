@@ -132,7 +132,23 @@ pub async fn run(
     use pb::orders_server::OrdersServer;
     use pb::reports_server::ReportsServer;
 
+    // The exporter follows the feed on its own thread from here (recovery is done); a store
+    // that cannot be opened is a configuration error and the server does not start.
+    let exporter = match config.exporter_config()? {
+        Some(c) => {
+            let (e, s, c) = (engine.clone(), snapshotter.clone(), c);
+            let started = tokio::task::spawn_blocking(move || exporter::Exporter::start(c, e, s))
+                .await
+                .map_err(|e| format!("exporter: {e}"))?
+                .map_err(|e| format!("exporter: {e}"))?;
+            Some(Arc::new(started))
+        }
+        None => None,
+    };
     let metrics = Arc::new(metrics::Metrics::new());
+    if let Some(e) = &exporter {
+        metrics.watch_exporter(e.clone());
+    }
     let auth = auth::Auth::new(config)?;
     let gate = gate::GateLayer::new(gate::GateConfig {
         auth,
@@ -146,13 +162,15 @@ pub async fn run(
     let admin = AdminServer::new(service::AdminService::new(
         engine.clone(),
         snapshotter.clone(),
+        exporter.clone(),
     ))
     .max_decoding_message_size(max);
     let orders = OrdersServer::new(service::OrdersService::new(engine.clone()))
         .max_decoding_message_size(max);
     let alerts = AlertsServer::new(service::AlertsService::new(engine.clone()))
         .max_decoding_message_size(max);
-    let reports = ReportsServer::new(service::Pending).max_decoding_message_size(max);
+    let reports = ReportsServer::new(service::ReportsService::new(exporter.clone()))
+        .max_decoding_message_size(max);
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -229,6 +247,11 @@ pub async fn run(
     };
     metrics_task.abort();
     let _ = metrics_task.await;
+    if let Some(exporter) = exporter {
+        // The batch in progress commits (or not) before the engine stops; either way the
+        // store's cursor says where the next start resumes.
+        let _ = tokio::task::spawn_blocking(move || exporter.stop()).await;
+    }
     final_snapshot(&engine, &snapshotter).await;
     let flushing = engine.clone();
     let _ = tokio::task::spawn_blocking(move || flushing.shutdown()).await;

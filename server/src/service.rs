@@ -1,6 +1,6 @@
 //! The gRPC services: Inventory, Orders and Alerts on the engine, Admin on the engine and the
-//! snapshotter; Reports and the notification RPCs of Alerts answer UNIMPLEMENTED (naming the
-//! issue that implements them) until their issues land.
+//! snapshotter and the exporter, Reports on the exporter's store; the notification RPCs of Alerts
+//! answer UNIMPLEMENTED (naming the issue that implements them) until their issue lands.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -249,6 +249,7 @@ impl pb::inventory_server::Inventory for InventoryService {
 pub struct AdminService {
     engine: Arc<Engine>,
     snapshotter: Arc<Snapshotter>,
+    exporter: Option<Arc<exporter::Exporter>>,
     /// One on-demand snapshot at a time holds a blocking thread; later calls wait here
     /// (asynchronously) and then take their own.
     taking: Arc<tokio::sync::Mutex<()>>,
@@ -256,10 +257,15 @@ pub struct AdminService {
 }
 
 impl AdminService {
-    pub fn new(engine: Arc<Engine>, snapshotter: Arc<Snapshotter>) -> Self {
+    pub fn new(
+        engine: Arc<Engine>,
+        snapshotter: Arc<Snapshotter>,
+        exporter: Option<Arc<exporter::Exporter>>,
+    ) -> Self {
         Self {
             engine,
             snapshotter,
+            exporter,
             taking: Arc::new(tokio::sync::Mutex::new(())),
             started: Instant::now(),
         }
@@ -277,8 +283,8 @@ impl pb::admin_server::Admin for AdminService {
             last_lsn: s.last_lsn,
             durable_lsn: s.durable_lsn,
             snapshot_lsn: self.snapshotter.snapshot_lsn(),
-            // Until the exporter (#6) and notifier (#8) exist: 0 = none.
-            export_lsn: 0,
+            export_lsn: self.exporter.as_ref().map_or(0, |e| e.export_lsn()),
+            // Until the notifier (#8) exists: 0 = none.
             notify_lsn: 0,
             wal_bytes: s.wal_bytes,
             skus: s.skus,
@@ -323,31 +329,80 @@ fn todo(rpc: &str, issue: &str) -> Status {
 }
 
 const NOTIFY: &str = "the notifications issue (#8)";
-const REPORTS: &str = "the exporter and reports issue (#6)";
 
-/// Reports and the notification RPCs of Alerts until their issues land: UNIMPLEMENTED.
-#[derive(Clone, Default)]
-pub struct Pending;
+/// `Reports`: the named reports and read-only `Query` on the exporter's store. Each runs on a
+/// blocking thread (the stores' clients block). Without an exporter (`[exporter] enabled =
+/// false`) every call is FAILED_PRECONDITION.
+#[derive(Clone)]
+pub struct ReportsService {
+    exporter: Option<Arc<exporter::Exporter>>,
+}
+
+impl ReportsService {
+    pub fn new(exporter: Option<Arc<exporter::Exporter>>) -> Self {
+        Self { exporter }
+    }
+
+    async fn on_store<F>(&self, f: F) -> Result<Response<pb::ReportResult>, Status>
+    where
+        F: FnOnce(&dyn exporter::Reader) -> exporter::Result<exporter::ResultTable>
+            + Send
+            + 'static,
+    {
+        let Some(exporter) = self.exporter.clone() else {
+            return Err(Status::failed_precondition(
+                "the exporter is disabled ([exporter] enabled = false): no analytical store",
+            ));
+        };
+        // Read the LSN first: the result holds at least everything up to it.
+        let export_lsn = exporter.export_lsn();
+        let reader = exporter.reader();
+        let table = tokio::task::spawn_blocking(move || f(reader.as_ref()))
+            .await
+            .map_err(|e| Status::internal(format!("report task failed: {e}")))?
+            .map_err(convert::export_status)?;
+        Ok(Response::new(convert::report_result(table, export_lsn)))
+    }
+}
 
 #[tonic::async_trait]
-impl pb::reports_server::Reports for Pending {
+impl pb::reports_server::Reports for ReportsService {
     async fn list_reports(
         &self,
         _: Request<pb::ListReportsRequest>,
     ) -> Result<Response<pb::ListReportsResponse>, Status> {
-        Err(todo("Reports/ListReports", REPORTS))
+        let reports = exporter::reports::catalogue()
+            .into_iter()
+            .map(|r| pb::ReportInfo {
+                name: r.name.to_string(),
+                description: r.description,
+                params: r.params,
+            })
+            .collect();
+        Ok(Response::new(pb::ListReportsResponse { reports }))
     }
+
     async fn run_report(
         &self,
-        _: Request<pb::RunReportRequest>,
+        req: Request<pb::RunReportRequest>,
     ) -> Result<Response<pb::ReportResult>, Status> {
-        Err(todo("Reports/RunReport", REPORTS))
+        let req = req.into_inner();
+        // Unknown names and bad params are answered without touching the store.
+        let report = exporter::reports::find(&req.name).map_err(convert::export_status)?;
+        let params: std::collections::BTreeMap<String, String> = req.params.into_iter().collect();
+        exporter::reports::render(&report, &params).map_err(convert::export_status)?;
+        self.on_store(move |reader| exporter::reports::run(reader, &req.name, &params))
+            .await
     }
+
     async fn query(
         &self,
-        _: Request<pb::QueryRequest>,
+        req: Request<pb::QueryRequest>,
     ) -> Result<Response<pb::ReportResult>, Status> {
-        Err(todo("Reports/Query", REPORTS))
+        let sql = req.into_inner().sql;
+        exporter::guard::check_read_only(&sql).map_err(convert::export_status)?;
+        self.on_store(move |reader| exporter::reports::query(reader, &sql))
+            .await
     }
 }
 

@@ -126,6 +126,113 @@ enum Cmd {
     Status,
     /// Take a snapshot now (Admin/Snapshot).
     Snapshot,
+    /// List the named reports with their params (Reports/ListReports).
+    Reports,
+    /// Run a named report (Reports/RunReport), e.g. `report monthly_sales --param from=2026-01-01`.
+    /// With `--db FILE` it runs straight on a DuckDB file (while the server is stopped).
+    Report {
+        name: String,
+        /// A param as KEY=VALUE (repeatable): from, to (YYYY-MM-DD), limit, period, max_units.
+        #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        #[command(flatten)]
+        out: ResultArgs,
+    },
+    /// Run read-only SQL on the analytical store (Reports/Query); `--db FILE` as for `report`.
+    Query {
+        sql: String,
+        #[command(flatten)]
+        out: ResultArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ResultArgs {
+    /// Read this DuckDB file directly instead of asking the server.
+    #[arg(long, value_name = "FILE")]
+    db: Option<PathBuf>,
+    /// Print CSV instead of a table.
+    #[arg(long)]
+    csv: bool,
+    /// Also write an SVG bar chart of the result (first column = period) to FILE.
+    #[arg(long, value_name = "FILE")]
+    chart: Option<PathBuf>,
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected KEY=VALUE"))?;
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// A report or query result: printed as a table, CSV or JSON, and optionally charted.
+fn print_result(
+    title: &str,
+    table: &exporter::ResultTable,
+    export_lsn: Option<u64>,
+    json_out: bool,
+    out: &ResultArgs,
+) -> Result<(), Failure> {
+    if json_out {
+        let rows: Value = serde_json::from_str(&table.to_json()).unwrap_or(Value::Null);
+        println!(
+            "{}",
+            json!({"columns": table.columns, "rows": rows, "export_lsn": export_lsn})
+        );
+    } else if out.csv {
+        print!("{}", table.to_csv());
+    } else {
+        print!("{}", table.to_text());
+        if let Some(lsn) = export_lsn {
+            println!("(store holds every change up to LSN {lsn})");
+        }
+    }
+    if let Some(path) = &out.chart {
+        let svg = exporter::chart::svg(title, table).map_err(|e| usage(format!("--chart: {e}")))?;
+        std::fs::write(path, svg).map_err(|e| Failure {
+            code: 1,
+            message: format!("cannot write {}: {e}", path.display()),
+        })?;
+    }
+    Ok(())
+}
+
+/// `report`/`query` with `--db`: no server involved.
+fn run_on_file(command: &Cmd, json_out: bool) -> Option<Result<u8, Failure>> {
+    let (title, out) = match command {
+        Cmd::Report { name, out, .. } => (name.clone(), out),
+        Cmd::Query { out, .. } => ("query".to_string(), out),
+        _ => return None,
+    };
+    let db = out.db.as_ref()?;
+    let fail = |e: exporter::Error| {
+        let hint = if e.to_string().contains("lock") {
+            " (is inventoryd running? it owns the file: ask it with `invctl report NAME`)"
+        } else {
+            ""
+        };
+        let message = format!("{}: {e}{hint}", db.display());
+        Failure::from(Status::new(
+            server::convert::export_status(e).code(),
+            message,
+        ))
+    };
+    let result = (|| {
+        let reader = exporter::open_duckdb_reader(db).map_err(fail)?;
+        let table = match command {
+            Cmd::Report { name, params, .. } => {
+                let params = params.iter().cloned().collect();
+                exporter::reports::run(reader.as_ref(), name, &params)
+            }
+            Cmd::Query { sql, .. } => exporter::reports::query(reader.as_ref(), sql),
+            _ => unreachable!("matched above"),
+        }
+        .map_err(|e| Failure::from(server::convert::export_status(e)))?;
+        print_result(&title, &table, None, json_out, out)?;
+        Ok(0)
+    })();
+    Some(result)
 }
 
 #[derive(Subcommand, Debug)]
@@ -258,6 +365,10 @@ impl Client {
     fn admin(&self) -> pb::admin_client::AdminClient<Channel> {
         pb::admin_client::AdminClient::new(self.channel.clone())
     }
+    fn reports(&self) -> pb::reports_client::ReportsClient<Channel> {
+        pb::reports_client::ReportsClient::new(self.channel.clone())
+            .max_decoding_message_size(256 << 20)
+    }
 }
 
 async fn connect(cli: &Cli) -> Result<Client, Failure> {
@@ -335,6 +446,9 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
     }) = &cli.command
     {
         return Err(usage("stock: give a SKU, or `stock list`"));
+    }
+    if let Some(done) = run_on_file(&cli.command, json_out) {
+        return done;
     }
     let client = connect(&cli).await?;
     let mut inv = client.inventory();
@@ -569,11 +683,60 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             }
             json!({"lsn": s.lsn, "bytes": s.bytes})
         }
+        Cmd::Reports => {
+            let list = client
+                .reports()
+                .list_reports(client.request(pb::ListReportsRequest {}))
+                .await?
+                .into_inner();
+            if !json_out {
+                for r in &list.reports {
+                    println!("{:<20} [{}] {}", r.name, r.params.join(", "), r.description);
+                }
+            }
+            json!({"reports": list.reports.iter().map(|r| json!({
+                "name": r.name, "description": r.description, "params": r.params,
+            })).collect::<Vec<_>>()})
+        }
+        Cmd::Report { name, params, out } => {
+            let r = client
+                .reports()
+                .run_report(client.request(pb::RunReportRequest {
+                    name: name.clone(),
+                    params: params.into_iter().collect(),
+                }))
+                .await?
+                .into_inner();
+            print_result(&name, &result_table(&r), Some(r.export_lsn), json_out, &out)?;
+            return Ok(0);
+        }
+        Cmd::Query { sql, out } => {
+            let r = client
+                .reports()
+                .query(client.request(pb::QueryRequest { sql }))
+                .await?
+                .into_inner();
+            print_result(
+                "query",
+                &result_table(&r),
+                Some(r.export_lsn),
+                json_out,
+                &out,
+            )?;
+            return Ok(0);
+        }
     };
     if json_out {
         println!("{out}");
     }
     Ok(0)
+}
+
+fn result_table(r: &pb::ReportResult) -> exporter::ResultTable {
+    exporter::ResultTable {
+        columns: r.columns.clone(),
+        rows: r.rows.iter().map(|row| row.values.clone()).collect(),
+    }
 }
 
 fn read_batch(file: Option<&PathBuf>) -> Result<Vec<pb::BatchOp>, Failure> {
