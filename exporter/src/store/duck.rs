@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use duckdb::types::{TimeUnit, Value as Dv};
-use duckdb::{Config, Connection, params_from_iter};
+use duckdb::{Config, Connection, appender_params_from_iter, params_from_iter};
 use parking_lot::Mutex;
 
 use crate::book::{Figures, StockBook};
@@ -204,7 +204,7 @@ fn apply_in_transaction(
                 };
                 appenders[at]
                     .1
-                    .append_row(params_from_iter(row.iter().map(dv)))?;
+                    .append_row(appender_params_from_iter(row.iter().map(dv)))?;
             }
         }
     }
