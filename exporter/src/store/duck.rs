@@ -81,7 +81,7 @@ impl Store for DuckStore {
             .conn
             .prepare(&format!("SELECT name, value FROM {}", META.name))?;
         let mut rows = stmt.query([])?;
-        let mut found = None;
+        let mut found = false;
         let mut cursor = Cursor::default();
         while let Some(row) = rows.next()? {
             let name: String = row.get(0)?;
@@ -89,13 +89,13 @@ impl Store for DuckStore {
             match name.as_str() {
                 "cursor_lsn" => {
                     cursor.lsn = value as u64;
-                    found = Some(());
+                    found = true;
                 }
                 "rebuild_lsn_end" => cursor.rebuild_lsn_end = value as u64,
                 _ => {}
             }
         }
-        Ok(found.map(|_| cursor))
+        Ok(found.then_some(cursor))
     }
 
     fn stock(&mut self) -> Result<StockBook> {
