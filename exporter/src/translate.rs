@@ -520,3 +520,83 @@ fn movement(
         ],
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::book::Figures;
+
+    fn movements(out: &[Change]) -> Vec<(String, String, i64, i64, String)> {
+        out.iter()
+            .filter_map(|c| match c {
+                Change::Append { table, row } if table.name == STOCK_MOVEMENTS.name => {
+                    let text = |i: usize| match &row[i] {
+                        Value::Text(s) => s.clone(),
+                        other => format!("{other:?}"),
+                    };
+                    let int = |i: usize| match row[i] {
+                        Value::Int(v) => v,
+                        _ => -1,
+                    };
+                    Some((text(3), text(4), int(8), int(9), text(10)))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_partial_commit_folds_its_released_rest_and_holds_name_their_order() {
+        let mut book = StockBook::from_rows([
+            (
+                "A".to_string(),
+                Figures {
+                    on_hand: 10,
+                    ..Figures::default()
+                },
+            ),
+            (
+                "B".to_string(),
+                Figures {
+                    on_hand: 10,
+                    ..Figures::default()
+                },
+            ),
+        ]);
+        let hold = engine::orders::hold_id("o1");
+        let rec = Record {
+            at_ms: 1_000,
+            events: vec![Event::InventoryReserved {
+                reservation_id: hold.clone(),
+                lines: vec![Line::new("A", 5), Line::new("B", 3)],
+                ttl_seconds: 60,
+                created_at_ms: 1_000,
+                expires_at_ms: 61_000,
+            }],
+        };
+        let mut out = Vec::new();
+        record(&mut book, 7, &rec, &mut out);
+        let rec = Record {
+            at_ms: 2_000,
+            events: vec![Event::ReservationCommitted {
+                reservation_id: hold,
+                committed: vec![Line::new("A", 2)],
+                released: vec![Line::new("A", 3), Line::new("B", 3)],
+            }],
+        };
+        record(&mut book, 8, &rec, &mut out);
+        let m = movements(&out);
+        assert_eq!(m[0], ("A".into(), "reserve".into(), 0, 5, "o1".into()));
+        assert_eq!(m[2], ("A".into(), "commit".into(), 5, 0, "o1".into()));
+        assert_eq!(m[3], ("B".into(), "release".into(), 3, 0, "o1".into()));
+        assert_eq!(book.get("A").map(|f| (f.on_hand, f.reserved)), Some((8, 0)));
+        assert_eq!(
+            book.get("B").map(|f| (f.on_hand, f.reserved)),
+            Some((10, 0))
+        );
+        // Replaying a record the SKUs already reflect changes nothing (the stamp rule).
+        let before = out.len();
+        record(&mut book, 8, &rec, &mut out);
+        assert_eq!(out.len(), before);
+    }
+}
