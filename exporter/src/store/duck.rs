@@ -21,8 +21,9 @@ use crate::store::{Cursor, Reader, Store, cursor_rows, update_sql};
 use crate::table::{Cell, ResultTable, normalise};
 use crate::value::Value;
 
-fn placeholder(_: usize, _: Type) -> String {
-    "?".into()
+/// Typed, so that DuckDB never has to guess a parameter's type (it cannot in a SELECT list).
+fn placeholder(_: usize, ty: Type) -> String {
+    format!("CAST(? AS {})", ty.sql())
 }
 
 fn dv(v: &Value) -> Dv {
