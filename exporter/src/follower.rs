@@ -48,6 +48,8 @@ pub struct ExportStats {
 
 #[derive(Default)]
 struct Shared {
+    /// Set once the exporter's thread has opened the store.
+    reader: Mutex<Option<Arc<dyn Reader>>>,
     export_lsn: AtomicU64,
     records_total: AtomicU64,
     rows_total: AtomicU64,
@@ -59,37 +61,41 @@ struct Shared {
 
 pub struct Exporter {
     shared: Arc<Shared>,
-    reader: Arc<dyn Reader>,
     worker: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Exporter {
-    /// Opens the store (an error here is a configuration problem: the server does not start)
-    /// and starts the exporter's thread.
+    /// Starts the exporter's thread. It opens the store itself and keeps retrying while it
+    /// cannot (DESIGN.md rule 7: storefronts never stop because a report store is down).
     pub fn start(
         config: ExporterConfig,
         engine: Arc<Engine>,
         snapshotter: Arc<Snapshotter>,
     ) -> Result<Exporter> {
-        let (store, reader) = crate::store::open(&config.store)?;
         let shared = Arc::new(Shared::default());
         let batch = config.batch_records.clamp(1, limits::BATCH_RECORDS_MAX);
         let worker = {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name("exporter".into())
-                .spawn(move || run(store, &engine, &snapshotter, &shared, batch))
+                .spawn(move || {
+                    if let Some(store) = open_store(&config.store, &shared) {
+                        run(store, &engine, &snapshotter, &shared, batch);
+                    }
+                })
                 .map_err(|e| Error::Store(format!("starting the exporter thread: {e}")))?
         };
         Ok(Exporter {
             shared,
-            reader,
             worker: Mutex::new(Some(worker)),
         })
     }
 
-    pub fn reader(&self) -> Arc<dyn Reader> {
-        self.reader.clone()
+    /// The store's reading side; UNAVAILABLE (`Error::Store`) until the store could be opened.
+    pub fn reader(&self) -> Result<Arc<dyn Reader>> {
+        self.shared.reader.lock().clone().ok_or_else(|| {
+            Error::Store("the analytical store is not open (yet): see the server log".into())
+        })
     }
 
     pub fn export_lsn(&self) -> u64 {
@@ -121,6 +127,24 @@ impl Drop for Exporter {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Opens the store, retrying until it opens or the exporter is stopped (`None`).
+fn open_store(config: &StoreConfig, shared: &Shared) -> Option<Box<dyn Store>> {
+    while !shared.stop.load(Ordering::Acquire) {
+        match crate::store::open(config) {
+            Ok((store, reader)) => {
+                *shared.reader.lock() = Some(reader);
+                return Some(store);
+            }
+            Err(e) => {
+                shared.failures_total.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "exporter: cannot open the analytical store; retrying");
+                sleep_unless_stopped(shared, Duration::from_millis(limits::RETRY_MILLIS));
+            }
+        }
+    }
+    None
 }
 
 fn run(

@@ -80,7 +80,7 @@ fn the_same_feed_gives_identical_reports_in_duckdb_and_postgres() {
         &o,
     );
     caught_up(&duck, &o.engine);
-    let duck_reader = duck.reader();
+    let duck_reader = duck.reader().expect("store open");
     assert_matches_engine(duck_reader.as_ref(), &o.engine, created, true);
     duck.stop();
 
@@ -92,7 +92,7 @@ fn the_same_feed_gives_identical_reports_in_duckdb_and_postgres() {
         &o,
     );
     caught_up(&postgres, &o.engine);
-    let pg_reader = postgres.reader();
+    let pg_reader = postgres.reader().expect("store open");
     assert_matches_engine(pg_reader.as_ref(), &o.engine, created, true);
 
     let (a, b) = (
@@ -176,7 +176,12 @@ fn a_store_rebuilt_from_a_snapshot_matches_the_engine() {
         })
         .unwrap();
     caught_up(&duck, &o.engine);
-    assert_matches_engine(duck.reader().as_ref(), &o.engine, created, false);
+    assert_matches_engine(
+        duck.reader().expect("store open").as_ref(),
+        &o.engine,
+        created,
+        false,
+    );
     duck.stop();
 
     // A restart resumes from the store's cursor: nothing replayed twice, nothing rebuilt.
@@ -189,5 +194,10 @@ fn a_store_rebuilt_from_a_snapshot_matches_the_engine() {
     caught_up(&again, &o.engine);
     assert_eq!(again.stats().rebuilds_total, 0);
     assert_eq!(again.stats().records_total, 0);
-    assert_matches_engine(again.reader().as_ref(), &o.engine, created, false);
+    assert_matches_engine(
+        again.reader().expect("store open").as_ref(),
+        &o.engine,
+        created,
+        false,
+    );
 }

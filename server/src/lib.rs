@@ -132,8 +132,8 @@ pub async fn run(
     use pb::orders_server::OrdersServer;
     use pb::reports_server::ReportsServer;
 
-    // The exporter follows the feed on its own thread from here (recovery is done); a store
-    // that cannot be opened is a configuration error and the server does not start.
+    // The exporter follows the feed on its own thread from here (recovery is done). A store that
+    // cannot be opened is retried there, logged, and Reports answer UNAVAILABLE meanwhile.
     let exporter = match config.exporter_config()? {
         Some(c) => {
             let (e, s, c) = (engine.clone(), snapshotter.clone(), c);

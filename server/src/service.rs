@@ -356,7 +356,7 @@ impl ReportsService {
         };
         // Read the LSN first: the result holds at least everything up to it.
         let export_lsn = exporter.export_lsn();
-        let reader = exporter.reader();
+        let reader = exporter.reader().map_err(convert::export_status)?;
         let table = tokio::task::spawn_blocking(move || f(reader.as_ref()))
             .await
             .map_err(|e| Status::internal(format!("report task failed: {e}")))?

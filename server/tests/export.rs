@@ -305,3 +305,31 @@ async fn reports_service_errors_query_refusals_and_the_db_file() {
     ]);
     assert_eq!(code, 5, "INVALID_ARGUMENT");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_is_down_never_stops_the_storefront() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on this port: the exporter keeps retrying, the server serves anyway.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!(
+        "[exporter]\nstore = \"postgres\"\npostgres_url = \"host=127.0.0.1 port={port} user=nobody dbname=none connect_timeout=1\"\n"
+    );
+    let server = Server::start(&dir.path().join("data"), Opts::default().config(config));
+    let mut inv = server.inventory().await;
+    inv.upsert("A", 1).await.unwrap();
+    inv.receive("r1", "A", 3).await.unwrap();
+    let err = reports(&server)
+        .await
+        .run_report(pb::RunReportRequest {
+            name: "stock_levels".into(),
+            params: Default::default(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert_eq!(server.status().await.export_lsn, 0);
+}
