@@ -1,0 +1,24 @@
+//! Every bound the exporter and the reports enforce, in one place. Units are last in names.
+
+/// WAL records read and written to the store in one transaction (the default of
+/// `[exporter] batch_records`): big enough that the per-transaction cost (fsync of the store,
+/// cursor row) is amortised, small enough that one batch's rows fit comfortably in memory.
+pub const BATCH_RECORDS_DEFAULT: usize = 4_096;
+/// The largest `[exporter] batch_records` accepted.
+pub const BATCH_RECORDS_MAX: usize = 65_536;
+/// How long the exporter sleeps when it is caught up before looking at the feed again. The
+/// exporter thread does not run on the async runtime, so it polls; this bounds the added lag.
+pub const IDLE_POLL_MILLIS: u64 = 20;
+/// How long the exporter waits before retrying after the store failed.
+pub const RETRY_MILLIS: u64 = 1_000;
+/// Time limit of one ad-hoc `Query` (and of one report), in milliseconds.
+pub const QUERY_TIME_MILLIS: u64 = 30_000;
+/// Rows returned by one `Query` or report; more is an error (add a LIMIT), not a truncation.
+pub const RESULT_ROWS_MAX: usize = 100_000;
+/// Longest SQL text accepted by `Query`, in bytes.
+pub const QUERY_SQL_BYTES_MAX: usize = 64 * 1024;
+/// The `limit` param of the reports: default and largest.
+pub const REPORT_LIMIT_DEFAULT: u32 = 10;
+pub const REPORT_LIMIT_MAX: u32 = 10_000;
+/// Threads DuckDB may use for queries (the machine is shared with the engine).
+pub const DUCKDB_THREADS: u32 = 2;

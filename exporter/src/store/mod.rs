@@ -1,0 +1,103 @@
+//! The analytical stores: DuckDB (an embedded file, the default) and PostgreSQL (a server, for
+//! BI tools). Both get the same tables ([`crate::schema`]) and the same changes; the exporter
+//! writes through [`Store`], reports and `Query` read through [`Reader`].
+
+pub mod duck;
+pub mod pg;
+
+use crate::book::StockBook;
+use crate::change::{Change, Set};
+use crate::error::Result;
+use crate::schema::{self, Placeholder, Table};
+use crate::table::ResultTable;
+
+/// The exporter's durable position, kept in the store's `export_meta` table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cursor {
+    /// Every record at or below this LSN is in the store.
+    pub lsn: u64,
+    /// Fact rows of records at or below this LSN may already be in the store (from the
+    /// snapshot the store was rebuilt from): insert them only if missing.
+    pub rebuild_lsn_end: u64,
+}
+
+/// The writing side of a store, owned by the exporter's thread.
+pub trait Store: Send {
+    /// The cursor, or `None` for a new store (or one whose rebuild did not finish).
+    fn cursor(&mut self) -> Result<Option<Cursor>>;
+    /// The `stock_levels` table as the stock mirror.
+    fn stock(&mut self) -> Result<StockBook>;
+    /// Drops and recreates every table (before a rebuild).
+    fn reset(&mut self) -> Result<()>;
+    /// Applies `changes` in order and sets the cursor, in one transaction. `dedupe`: insert fact
+    /// rows only when no row with their identity exists.
+    fn apply(&mut self, changes: &[Change], cursor: Cursor, dedupe: bool) -> Result<()>;
+}
+
+/// The reading side: runs one read-only statement (in a transaction that is rolled back, with
+/// the time limit) and returns its rows normalised.
+pub trait Reader: Send + Sync {
+    fn select(&self, sql: &str) -> Result<ResultTable>;
+    /// "duckdb" or "postgres": picks per-store report variants.
+    fn dialect(&self) -> &'static str;
+}
+
+/// `UPDATE t SET c = v, d = d + v, stamp = s WHERE key = k AND stamp < s`, and the order of its
+/// parameters is: the set values, the stamp, the key values, the stamp.
+pub fn update_sql(t: &Table, set: &[(&'static str, Set)], placeholder: Placeholder) -> String {
+    let mut n = 0;
+    let mut next = |ty| {
+        n += 1;
+        placeholder(n, ty)
+    };
+    let ty = |c: &str| t.columns[schema::column_index(t, c)].1;
+    let mut sets: Vec<String> = set
+        .iter()
+        .map(|(c, s)| match s {
+            Set::To(_) => format!("{c} = {}", next(ty(c))),
+            Set::Add(_) => format!("{c} = {c} + {}", next(ty(c))),
+        })
+        .collect();
+    sets.push(format!("stamp = {}", next(schema::Type::Int)));
+    let keys: Vec<String> = t
+        .key
+        .iter()
+        .map(|k| format!("{k} = {}", next(ty(k))))
+        .collect();
+    let stamp = next(schema::Type::Int);
+    format!(
+        "UPDATE {} SET {} WHERE {} AND stamp < {stamp}",
+        t.name,
+        sets.join(", "),
+        keys.join(" AND ")
+    )
+}
+
+/// The meta rows of a cursor.
+pub fn cursor_rows(cursor: Cursor) -> [(&'static str, i64); 2] {
+    [
+        ("cursor_lsn", cursor.lsn as i64),
+        ("rebuild_lsn_end", cursor.rebuild_lsn_end as i64),
+    ]
+}
+
+/// Which store, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    DuckDb { path: std::path::PathBuf },
+    Postgres { url: String },
+}
+
+/// Opens the configured store: its writer (for the exporter) and its reader.
+pub fn open(config: &StoreConfig) -> Result<(Box<dyn Store>, std::sync::Arc<dyn Reader>)> {
+    match config {
+        StoreConfig::DuckDb { path } => {
+            let (store, reader) = duck::open(path)?;
+            Ok((Box::new(store), std::sync::Arc::new(reader)))
+        }
+        StoreConfig::Postgres { url } => {
+            let (store, reader) = pg::open(url)?;
+            Ok((Box::new(store), std::sync::Arc::new(reader)))
+        }
+    }
+}

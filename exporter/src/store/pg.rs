@@ -1,0 +1,312 @@
+//! The PostgreSQL store: the same tables in a real server (for BI tools), fact rows loaded with
+//! `COPY ... FROM STDIN`. The exporter writes on one connection; reports and `Query` read on a
+//! second one, each statement in a `READ ONLY` transaction that is rolled back, with
+//! `statement_timeout` as the time limit.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use postgres::types::ToSql;
+use postgres::{Client, NoTls, SimpleQueryMessage, Statement};
+
+use crate::book::{Figures, StockBook};
+use crate::change::{Change, Set};
+use crate::error::{Error, Result};
+use crate::limits;
+use crate::schema::{self, META, TABLES, Table, Type};
+use crate::store::{Cursor, Reader, Store, cursor_rows, update_sql};
+use crate::table::{Cell, ResultTable, normalise};
+use crate::value::Value;
+
+fn placeholder(n: usize, ty: Type) -> String {
+    format!("${n}::{}", ty.sql())
+}
+
+type Param = Box<dyn ToSql + Sync>;
+
+/// A value as a parameter of column type `ty` (NULLs must be typed too).
+fn param(v: &Value, ty: Type) -> Param {
+    let time = |ms: u64| UNIX_EPOCH + Duration::from_millis(ms);
+    match (v, ty) {
+        (Value::Null, Type::Text) => Box::new(None::<String>),
+        (Value::Null, Type::Int) => Box::new(None::<i64>),
+        (Value::Null, Type::Bool) => Box::new(None::<bool>),
+        (Value::Null, Type::Ts) => Box::new(None::<SystemTime>),
+        (Value::Int(i), _) => Box::new(*i),
+        (Value::Text(s), _) => Box::new(s.clone()),
+        (Value::Bool(b), _) => Box::new(*b),
+        (Value::Ts(ms), _) => Box::new(time(*ms)),
+    }
+}
+
+fn column_type(t: &Table, c: &str) -> Type {
+    t.columns[schema::column_index(t, c)].1
+}
+
+pub struct PgStore {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+pub struct PgReader {
+    client: Mutex<Client>,
+}
+
+fn connect(url: &str) -> Result<Client> {
+    Client::connect(url, NoTls).map_err(|e| Error::Store(format!("connecting to PostgreSQL: {e}")))
+}
+
+/// Connects twice (writer and reader) and creates the tables if needed.
+pub fn open(url: &str) -> Result<(PgStore, PgReader)> {
+    let mut client = connect(url)?;
+    create_tables(&mut client)?;
+    let reader = connect(url)?;
+    Ok((
+        PgStore {
+            client,
+            statements: HashMap::new(),
+        },
+        PgReader {
+            client: Mutex::new(reader),
+        },
+    ))
+}
+
+fn create_tables(client: &mut Client) -> Result<()> {
+    for t in TABLES {
+        client.batch_execute(&t.create_sql())?;
+    }
+    Ok(())
+}
+
+impl Store for PgStore {
+    fn cursor(&mut self) -> Result<Option<Cursor>> {
+        let rows = self
+            .client
+            .query(&format!("SELECT name, value FROM {}", META.name), &[])?;
+        let mut found = false;
+        let mut cursor = Cursor::default();
+        for row in rows {
+            let name: String = row.get(0);
+            let value: i64 = row.get(1);
+            match name.as_str() {
+                "cursor_lsn" => {
+                    cursor.lsn = value as u64;
+                    found = true;
+                }
+                "rebuild_lsn_end" => cursor.rebuild_lsn_end = value as u64,
+                _ => {}
+            }
+        }
+        Ok(found.then_some(cursor))
+    }
+
+    fn stock(&mut self) -> Result<StockBook> {
+        let rows = self.client.query(
+            "SELECT sku, on_hand, reserved, reorder_level, stamp, updated_at FROM stock_levels",
+            &[],
+        )?;
+        Ok(StockBook::from_rows(rows.into_iter().map(|row| {
+            let updated: Option<SystemTime> = row.get(5);
+            let updated_at_ms = updated
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_millis() as u64);
+            (
+                row.get(0),
+                Figures {
+                    on_hand: row.get(1),
+                    reserved: row.get(2),
+                    reorder_level: row.get(3),
+                    stamp: row.get::<_, i64>(4) as u64,
+                    updated_at_ms,
+                },
+            )
+        })))
+    }
+
+    fn reset(&mut self) -> Result<()> {
+        for t in TABLES {
+            self.client
+                .batch_execute(&format!("DROP TABLE IF EXISTS {}", t.name))?;
+        }
+        self.statements.clear();
+        create_tables(&mut self.client)
+    }
+
+    fn apply(&mut self, changes: &[Change], cursor: Cursor, dedupe: bool) -> Result<()> {
+        let mut tx = self.client.transaction()?;
+        let statements = &mut self.statements;
+        let mut prepared = |tx: &mut postgres::Transaction<'_>, sql: String| -> Result<Statement> {
+            if let Some(s) = statements.get(&sql) {
+                return Ok(s.clone());
+            }
+            let s = tx.prepare(&sql)?;
+            statements.insert(sql, s.clone());
+            Ok(s)
+        };
+        // Fact rows wait for one COPY per table at the end of the batch.
+        let mut copies: Vec<(&'static Table, String)> = Vec::new();
+        for change in changes {
+            match change {
+                Change::Upsert { table, row } => {
+                    let stmt = prepared(&mut tx, schema::upsert_sql(table, placeholder))?;
+                    let params: Vec<Param> = row
+                        .iter()
+                        .zip(table.columns)
+                        .map(|(v, (_, ty))| param(v, *ty))
+                        .collect();
+                    tx.execute(&stmt, &refs(&params))?;
+                }
+                Change::Update {
+                    table,
+                    key,
+                    stamp,
+                    set,
+                } => {
+                    let stmt = prepared(&mut tx, update_sql(table, set, placeholder))?;
+                    let stamp = *stamp as i64;
+                    let mut params: Vec<Param> = set
+                        .iter()
+                        .map(|(c, s)| match s {
+                            Set::To(v) => param(v, column_type(table, c)),
+                            Set::Add(n) => Box::new(*n) as Param,
+                        })
+                        .collect();
+                    params.push(Box::new(stamp));
+                    params.extend(
+                        key.iter()
+                            .zip(table.key)
+                            .map(|(v, c)| param(v, column_type(table, c))),
+                    );
+                    params.push(Box::new(stamp));
+                    tx.execute(&stmt, &refs(&params))?;
+                }
+                Change::Append { table, row } if dedupe => {
+                    let stmt = prepared(&mut tx, schema::insert_missing_sql(table, placeholder))?;
+                    let mut params: Vec<Param> = row
+                        .iter()
+                        .zip(table.columns)
+                        .map(|(v, (_, ty))| param(v, *ty))
+                        .collect();
+                    params.extend(table.identity.iter().map(|c| {
+                        param(&row[schema::column_index(table, c)], column_type(table, c))
+                    }));
+                    tx.execute(&stmt, &refs(&params))?;
+                }
+                Change::Append { table, row } => {
+                    let at = match copies.iter().position(|(t, _)| t.name == table.name) {
+                        Some(i) => i,
+                        None => {
+                            copies.push((table, String::new()));
+                            copies.len() - 1
+                        }
+                    };
+                    let buf = &mut copies[at].1;
+                    for (i, v) in row.iter().enumerate() {
+                        if i > 0 {
+                            buf.push('\t');
+                        }
+                        v.copy_text(buf);
+                    }
+                    buf.push('\n');
+                }
+            }
+        }
+        for (table, text) in copies {
+            let cols: Vec<&str> = table.column_names().collect();
+            let mut writer = tx.copy_in(&format!(
+                "COPY {} ({}) FROM STDIN",
+                table.name,
+                cols.join(", ")
+            ))?;
+            writer
+                .write_all(text.as_bytes())
+                .map_err(|e| Error::Store(format!("COPY into {}: {e}", table.name)))?;
+            writer.finish()?;
+        }
+        let upsert_meta = format!(
+            "INSERT INTO {} (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            META.name
+        );
+        for (name, value) in cursor_rows(cursor) {
+            tx.execute(&upsert_meta, &[&name, &value])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+impl Reader for PgReader {
+    fn select(&self, sql: &str) -> Result<ResultTable> {
+        let mut client = self.client.lock();
+        client.batch_execute(&format!(
+            "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
+            limits::QUERY_TIME_MILLIS
+        ))?;
+        let result = client.simple_query(sql);
+        // Whatever the statement was, nothing it did is kept.
+        let _ = client.batch_execute("ROLLBACK");
+        let messages = result.map_err(|e| {
+            let code = e.code().map(|c| c.code().to_string()).unwrap_or_default();
+            match code.as_str() {
+                "57014" => Error::ResourceExhausted(format!(
+                    "query ran past its time limit of {} ms",
+                    limits::QUERY_TIME_MILLIS
+                )),
+                "" => Error::Store(e.to_string()),
+                _ => Error::InvalidArgument(format!(
+                    "sql: {}",
+                    e.as_db_error()
+                        .map_or(e.to_string(), |d| d.message().to_string())
+                )),
+            }
+        })?;
+        let mut out = ResultTable::default();
+        for message in messages {
+            match message {
+                SimpleQueryMessage::RowDescription(columns) => {
+                    out.columns = columns.iter().map(|c| c.name().to_string()).collect();
+                }
+                SimpleQueryMessage::Row(row) => {
+                    if out.rows.len() == limits::RESULT_ROWS_MAX {
+                        return Err(Error::ResourceExhausted(format!(
+                            "more than {} rows: add a LIMIT",
+                            limits::RESULT_ROWS_MAX
+                        )));
+                    }
+                    if out.columns.is_empty() {
+                        out.columns = row.columns().iter().map(|c| c.name().to_string()).collect();
+                    }
+                    let values = out
+                        .columns
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            let cell = match row.get(i) {
+                                None => Cell::Null,
+                                Some(text) => Cell::Text(text.to_string()),
+                            };
+                            normalise(c, cell)
+                        })
+                        .collect();
+                    out.rows.push(values);
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    fn dialect(&self) -> &'static str {
+        "postgres"
+    }
+}
