@@ -30,7 +30,7 @@ use crate::message::{Channel, Message, Status};
 
 #[derive(Serialize, Deserialize)]
 enum Entry {
-    Put(Message),
+    Put(Box<Message>),
     Cursor(u64),
 }
 
@@ -114,7 +114,7 @@ impl Outbox {
     fn apply(&mut self, entry: Entry) {
         match entry {
             Entry::Cursor(lsn) => self.cursor = self.cursor.max(lsn),
-            Entry::Put(message) => self.index(message),
+            Entry::Put(message) => self.index(*message),
         }
     }
 
@@ -141,7 +141,10 @@ impl Outbox {
             .into_iter()
             .filter(|m| !self.messages.contains_key(&m.id))
             .collect();
-        let mut entries: Vec<Entry> = fresh.iter().cloned().map(Entry::Put).collect();
+        let mut entries: Vec<Entry> = fresh
+            .iter()
+            .map(|m| Entry::Put(Box::new(m.clone())))
+            .collect();
         if cursor > self.cursor {
             entries.push(Entry::Cursor(cursor));
         }
@@ -156,7 +159,10 @@ impl Outbox {
 
     /// Records new states of known messages durably.
     pub fn update(&mut self, messages: Vec<Message>) -> Result<(), NotifyError> {
-        let entries: Vec<Entry> = messages.iter().cloned().map(Entry::Put).collect();
+        let entries: Vec<Entry> = messages
+            .iter()
+            .map(|m| Entry::Put(Box::new(m.clone())))
+            .collect();
         self.append(&entries)?;
         for m in messages {
             self.index(m);
@@ -206,7 +212,7 @@ impl Outbox {
         serde_json::to_writer(&mut buf, &Entry::Cursor(self.cursor)).expect("serialises");
         buf.push(b'\n');
         for m in self.messages.values() {
-            serde_json::to_writer(&mut buf, &Entry::Put(m.clone())).expect("serialises");
+            serde_json::to_writer(&mut buf, &Entry::Put(Box::new(m.clone()))).expect("serialises");
             buf.push(b'\n');
         }
         {

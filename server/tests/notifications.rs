@@ -400,6 +400,26 @@ async fn dead_letters_stay_visible_and_retry_delivers_them() {
     assert!(dead.last_error.contains("421"), "{}", dead.last_error);
     assert!(dead.next_attempt_at.is_none());
 
+    // invctl lists the dead letter.
+    let addr = server.addr.to_string();
+    let (code, out, err) = invctl(&[
+        "--addr",
+        &addr,
+        "--json",
+        "notifications",
+        "--status",
+        "failed",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        doc["notifications"][0]["notification_id"],
+        dead.notification_id.as_str()
+    );
+    assert_eq!(doc["notifications"][0]["status"], "FAILED");
+    let (code, _, err) = invctl(&["--addr", &addr, "notifications", "retry", "no-such-id"]);
+    assert_eq!(code, 3, "NOT_FOUND exits 3: {err}");
+
     let err = shop.retry("no-such-id").await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     let log_copy = shop.notifications(pb::NotificationStatus::Sent).await;
@@ -407,11 +427,23 @@ async fn dead_letters_stay_visible_and_retry_delivers_them() {
     assert_eq!(err.code(), Code::FailedPrecondition, "{err}");
 
     sink.set_down(false);
-    let retried = shop.retry(&dead.notification_id).await.unwrap();
-    assert!(matches!(
-        pb::NotificationStatus::try_from(retried.status).unwrap(),
-        pb::NotificationStatus::Pending | pb::NotificationStatus::Sent
-    ));
+    let (code, out, err) = invctl(&[
+        "--addr",
+        &addr,
+        "notifications",
+        "retry",
+        &dead.notification_id,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&dead.notification_id), "{out}");
+    // Retrying again is idempotent while PENDING, refused once SENT.
+    match shop.retry(&dead.notification_id).await {
+        Ok(n) => assert!(matches!(
+            pb::NotificationStatus::try_from(n.status).unwrap(),
+            pb::NotificationStatus::Pending
+        )),
+        Err(e) => assert_eq!(e.code(), Code::FailedPrecondition, "{e}"),
+    }
     eventually!("the retried mail", { sink.mails().len() == 1 });
     eventually!("it is SENT", {
         shop.notifications(pb::NotificationStatus::Failed)
