@@ -18,6 +18,8 @@ pub struct Mail {
     pub data: String,
     /// The AUTH line the session used, if any.
     pub auth: Option<String>,
+    /// When the sink accepted it (the end of DATA): where send latency ends.
+    pub received: std::time::Instant,
 }
 
 impl Mail {
@@ -88,6 +90,7 @@ fn session(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         to: Vec::new(),
         data: String::new(),
         auth: None,
+        received: std::time::Instant::now(),
     };
     let mut auth = None;
     let mut line = String::new();
@@ -130,6 +133,7 @@ fn session(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             }
             mail.data = data;
             mail.auth = auth.clone();
+            mail.received = std::time::Instant::now();
             shared.mails.lock().push(mail.clone());
             mail.to.clear();
             out.write_all(b"250 queued\r\n")?;

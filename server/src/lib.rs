@@ -247,8 +247,12 @@ pub async fn run(
     metrics_task.abort();
     let _ = metrics_task.await;
     if let Some(task) = notifier_task {
-        // Stopped by the same signal; everything it did is already in its outbox.
-        let _ = task.await;
+        // Stopped by the same signal; everything it did is already in its outbox, so a send
+        // still hanging (at most limits::SEND_TIMEOUT_MILLIS) is simply abandoned after the drain.
+        let drain = Duration::from_secs(limits::SHUTDOWN_DRAIN_SECONDS);
+        if tokio::time::timeout(drain, task).await.is_err() {
+            tracing::warn!("notifier still sending after the drain; stopping without it");
+        }
     }
     final_snapshot(&engine, &snapshotter).await;
     let flushing = engine.clone();

@@ -567,3 +567,25 @@ fn available_in(body: &str) -> String {
         .unwrap_or("?")
         .to_string()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_notifier_answers_unavailable_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(
+        &data,
+        Opts::default().env("INVENTORY_NOTIFIER_ENABLED", "false"),
+    );
+    let mut shop = Shop::new(&server).await;
+    shop.product("SKU-1", 0, 10).await;
+    shop.customer("hal", true, false).await;
+    shop.order("o1", "hal", "SKU-1", 1).await;
+    let e = shop
+        .alerts
+        .list_notifications(pb::ListNotificationsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e}");
+    assert_eq!(server.status().await.notify_lsn, 0);
+    assert!(!data.join("notifications.log").exists());
+}
