@@ -48,14 +48,14 @@ struct Conn<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// One reply (all lines of a multi-line one): its code and text.
-    async fn reply(&mut self) -> Result<(u16, String), String> {
+    async fn reply(&mut self) -> Result<(u16, String), Fault> {
         let mut text = String::new();
         loop {
             let line = self.line().await?;
             let code: u16 = line
                 .get(..3)
                 .and_then(|c| c.parse().ok())
-                .ok_or_else(|| format!("malformed SMTP reply {line:?}"))?;
+                .ok_or_else(|| Fault::Broken(format!("malformed SMTP reply {line:?}")))?;
             text.push_str(line.get(4..).unwrap_or(""));
             text.push('\n');
             if line.as_bytes().get(3) != Some(&b'-') {
@@ -64,7 +64,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
-    async fn line(&mut self) -> Result<String, String> {
+    async fn line(&mut self) -> Result<String, Fault> {
         loop {
             if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
                 let line = String::from_utf8_lossy(&self.buf[..end]).into_owned();
@@ -72,39 +72,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 return Ok(line);
             }
             if self.buf.len() > limits::REPLY_BYTES_MAX {
-                return Err("SMTP reply too long".into());
+                return Err(Fault::Broken("SMTP reply too long".into()));
             }
             let mut chunk = [0u8; 4096];
             let n = self
                 .io
                 .read(&mut chunk)
                 .await
-                .map_err(|e| format!("reading from the mail server: {e}"))?;
+                .map_err(|e| Fault::Broken(format!("reading from the mail server: {e}")))?;
             if n == 0 {
-                return Err("the mail server closed the connection".into());
+                return Err(Fault::Broken(
+                    "the mail server closed the connection".into(),
+                ));
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 
-    async fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), Fault> {
         self.io
             .write_all(bytes)
             .await
-            .map_err(|e| format!("writing to the mail server: {e}"))?;
+            .map_err(|e| Fault::Broken(format!("writing to the mail server: {e}")))?;
         self.io
             .flush()
             .await
-            .map_err(|e| format!("writing to the mail server: {e}"))
+            .map_err(|e| Fault::Broken(format!("writing to the mail server: {e}")))
     }
 
     /// Sends a command and expects a reply code in `ok`.
-    async fn command(&mut self, line: &str, ok: &[u16]) -> Result<String, String> {
+    async fn command(&mut self, line: &str, ok: &[u16]) -> Result<String, Fault> {
         self.send(format!("{line}\r\n").as_bytes()).await?;
         self.expect(line, ok).await
     }
 
-    async fn expect(&mut self, what: &str, ok: &[u16]) -> Result<String, String> {
+    async fn expect(&mut self, what: &str, ok: &[u16]) -> Result<String, Fault> {
         let (code, text) = self.reply().await?;
         if ok.contains(&code) {
             Ok(text)
@@ -115,7 +117,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             } else {
                 what.split(':').next().unwrap_or(what)
             };
-            Err(format!("{what}: {code} {text}"))
+            Err(Fault::Refused(format!("{what}: {code} {text}")))
         }
     }
 }
@@ -146,18 +148,18 @@ impl Smtp {
             }
             let sent = match tokio::time::timeout(timeout, self.transaction(&mut conn, m)).await {
                 Ok(r) => r,
-                Err(_) => Err(Transaction::Broken("mail server timed out".into())),
+                Err(_) => Err(Fault::Broken("mail server timed out".into())),
             };
             results.push(match sent {
                 Ok(()) => Ok(()),
-                Err(Transaction::Refused(e)) => {
+                Err(Fault::Refused(e)) => {
                     // The session is still good: reset it for the next message.
                     if let Err(e) = conn.command("RSET", &[250]).await {
-                        broken = Some(e);
+                        broken = Some(e.into());
                     }
                     Err(e)
                 }
-                Err(Transaction::Broken(e)) => {
+                Err(Fault::Broken(e)) => {
                     broken = Some(e.clone());
                     Err(e)
                 }
@@ -228,40 +230,31 @@ impl Smtp {
         Ok(conn)
     }
 
-    async fn transaction(
-        &self,
-        conn: &mut Conn<Box<dyn Io>>,
-        m: &Message,
-    ) -> Result<(), Transaction> {
-        // A 4xx/5xx reply refuses this message only; an I/O error ends the session.
-        let step = |r: Result<String, String>| {
-            r.map_err(|e| {
-                if e.contains("mail server") {
-                    Transaction::Broken(e)
-                } else {
-                    Transaction::Refused(e)
-                }
-            })
-        };
-        step(
-            conn.command(&format!("MAIL FROM:<{}>", self.config.from), &[250])
-                .await,
-        )?;
-        step(
-            conn.command(&format!("RCPT TO:<{}>", m.recipient), &[250, 251])
-                .await,
-        )?;
-        step(conn.command("DATA", &[354]).await)?;
-        let data = render(&self.config.from, m);
-        conn.send(&data).await.map_err(Transaction::Broken)?;
-        step(conn.expect("DATA", &[250]).await)?;
+    async fn transaction(&self, conn: &mut Conn<Box<dyn Io>>, m: &Message) -> Result<(), Fault> {
+        conn.command(&format!("MAIL FROM:<{}>", self.config.from), &[250])
+            .await?;
+        conn.command(&format!("RCPT TO:<{}>", m.recipient), &[250, 251])
+            .await?;
+        conn.command("DATA", &[354]).await?;
+        conn.send(&render(&self.config.from, m)).await?;
+        conn.expect("DATA", &[250]).await?;
         Ok(())
     }
 }
 
-enum Transaction {
+/// Why an exchange failed: a reply refusing this message (the session goes on after RSET), or
+/// a broken session (I/O error, closed, malformed reply, timeout: the rest of the batch fails).
+enum Fault {
     Refused(String),
     Broken(String),
+}
+
+impl From<Fault> for String {
+    fn from(f: Fault) -> String {
+        match f {
+            Fault::Refused(e) | Fault::Broken(e) => e,
+        }
+    }
 }
 
 fn has_extension(features: &str, name: &str) -> bool {
