@@ -106,3 +106,139 @@ async fn webhook_posts_json_with_the_idempotency_key_and_reports_refusals() {
     assert!(e.contains("503"), "{e}");
     assert!(Webhook::new("ftp://x", std::path::Path::new("/x")).is_err());
 }
+
+/// A one-session mail server that requires STARTTLS (certificate signed by a test CA), then
+/// takes one mail; returns its address and the DATA it got.
+fn starttls_server(
+    cert_pem: String,
+    key_pem: String,
+) -> (std::net::SocketAddr, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::Arc;
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        let (mut tcp, _) = listener.accept().unwrap();
+        tcp.write_all(b"220 tls-sink\r\n").unwrap();
+        {
+            let mut plain = BufReader::new(tcp.try_clone().unwrap());
+            let mut line = String::new();
+            plain.read_line(&mut line).unwrap();
+            assert!(line.starts_with("EHLO"), "{line}");
+            tcp.write_all(b"250-tls-sink\r\n250 STARTTLS\r\n").unwrap();
+            line.clear();
+            plain.read_line(&mut line).unwrap();
+            assert_eq!(
+                line, "STARTTLS\r\n",
+                "nothing is sent in clear before STARTTLS"
+            );
+            tcp.write_all(b"220 go ahead\r\n").unwrap();
+        }
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap()],
+            PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        let conn = rustls::ServerConnection::new(Arc::new(config)).unwrap();
+        let mut tls = BufReader::new(rustls::StreamOwned::new(conn, tcp));
+        let mut data = String::new();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if tls.read_line(&mut line).unwrap() == 0 {
+                return data;
+            }
+            let reply: &[u8] = match line.trim_end() {
+                l if l.starts_with("EHLO") => b"250 tls-sink\r\n",
+                "DATA" => {
+                    tls.get_mut().write_all(b"354 go\r\n").unwrap();
+                    loop {
+                        line.clear();
+                        tls.read_line(&mut line).unwrap();
+                        if line == ".\r\n" {
+                            break;
+                        }
+                        data.push_str(&line);
+                    }
+                    b"250 queued\r\n"
+                }
+                "QUIT" => {
+                    tls.get_mut().write_all(b"221 bye\r\n").unwrap();
+                    return data;
+                }
+                _ => b"250 ok\r\n",
+            };
+            tls.get_mut().write_all(reply).unwrap();
+        }
+    });
+    (addr, handle)
+}
+
+#[tokio::test]
+async fn starttls_upgrades_before_anything_is_sent_and_verifies_the_server() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let (addr, server) = starttls_server(cert.pem(), key.serialize_pem());
+    let smtp = Smtp::new(SmtpConfig {
+        host: "127.0.0.1".into(),
+        port: addr.port(),
+        starttls: true,
+        ca_file,
+        username: String::new(),
+        password: String::new(),
+        from: "shop@example.com".into(),
+        helo: "test".into(),
+    })
+    .unwrap();
+    let m = message(Channel::Email, "a@example.com", "over TLS");
+    assert_eq!(
+        smtp.send_batch(std::slice::from_ref(&m)).await,
+        vec![Ok(())]
+    );
+    let data = server.join().unwrap();
+    assert!(
+        data.contains(&format!("Message-ID: <{}@inventory-notifier>", m.id)),
+        "{data}"
+    );
+    assert!(data.contains("over TLS"), "{data}");
+
+    // Against the plain sink (no STARTTLS offered) a STARTTLS client refuses to send.
+    let sink = SmtpSink::start().unwrap();
+    let dir2 = tempfile::tempdir().unwrap();
+    let ca2 = dir2.path().join("ca.pem");
+    std::fs::write(&ca2, ca.pem()).unwrap();
+    let strict = Smtp::new(SmtpConfig {
+        host: "127.0.0.1".into(),
+        port: sink.addr.port(),
+        starttls: true,
+        ca_file: ca2,
+        username: String::new(),
+        password: String::new(),
+        from: "shop@example.com".into(),
+        helo: "test".into(),
+    })
+    .unwrap();
+    let e = strict.send_batch(&[m]).await.remove(0).unwrap_err();
+    assert!(e.contains("STARTTLS"), "{e}");
+    assert!(sink.mails().is_empty());
+}
