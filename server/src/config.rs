@@ -29,6 +29,7 @@ pub struct Config {
     pub limits: LimitSettings,
     pub orders: OrderSettings,
     pub alerts: AlertSettings,
+    pub notifier: NotifierSettings,
     pub tls: TlsSettings,
     /// Bearer tokens, stored as SHA-256 hashes, each with a role.
     pub tokens: Vec<TokenEntry>,
@@ -101,6 +102,78 @@ pub struct AlertSettings {
     pub hysteresis_bps: u32,
 }
 
+/// Customer and manager notifications (the notifier reads the WAL, so it needs `sync = fsync`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifierSettings {
+    pub enabled: bool,
+    /// `log` (the file below), `email` (SMTP, needs `smtp.host`), `sms` (webhook, needs
+    /// `webhook_url`).
+    pub channels: Vec<String>,
+    /// The log channel's file; unset = `DATA_DIR/notifications.log`.
+    pub log_path: Option<PathBuf>,
+    /// Templates here replace the shipped ones of the same file name.
+    pub templates_dir: Option<PathBuf>,
+    /// Inventory managers' email addresses (alert mails).
+    pub managers: Vec<String>,
+    /// Attempts before a message is FAILED (the dead letter).
+    pub attempts_max: u32,
+    /// Wait before the second attempt, doubled per failure up to `backoff_max_millis` (jittered).
+    pub backoff_initial_millis: u64,
+    pub backoff_max_millis: u64,
+    /// The SMS gateway: JSON POSTed to this `http(s)://` URL.
+    pub webhook_url: String,
+    /// CA bundle trusted for STARTTLS and `https` webhooks.
+    pub ca_file: PathBuf,
+    pub smtp: SmtpSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub starttls: bool,
+    /// AUTH (PLAIN or LOGIN) when non-empty.
+    pub username: String,
+    pub password: String,
+    pub from: String,
+    /// The name given in EHLO.
+    pub helo: String,
+}
+
+impl Default for NotifierSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            channels: vec!["log".into()],
+            log_path: None,
+            templates_dir: None,
+            managers: Vec::new(),
+            attempts_max: notifier::limits::ATTEMPTS_MAX_DEFAULT,
+            backoff_initial_millis: notifier::limits::BACKOFF_INITIAL_MILLIS_DEFAULT,
+            backoff_max_millis: notifier::limits::BACKOFF_MAX_MILLIS_DEFAULT,
+            webhook_url: String::new(),
+            ca_file: PathBuf::from(notifier::channel::tls::SYSTEM_CA_FILE),
+            smtp: SmtpSettings::default(),
+        }
+    }
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: 25,
+            starttls: false,
+            username: String::new(),
+            password: String::new(),
+            from: "inventory@localhost".into(),
+            helo: "localhost".into(),
+        }
+    }
+}
+
 /// Basis points in 100 %: the largest discount, tax rate or hysteresis margin accepted.
 pub const BPS_MAX: u32 = 10_000;
 
@@ -156,6 +229,7 @@ impl Default for Config {
             limits: LimitSettings::default(),
             orders: OrderSettings::default(),
             alerts: AlertSettings::default(),
+            notifier: NotifierSettings::default(),
             tls: TlsSettings::default(),
             tokens: Vec::new(),
             roles: BTreeMap::new(),
@@ -389,6 +463,27 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ),
     ("INVENTORY_ORDERS_RETENTION_COUNT", "orders.retention_count"),
     ("INVENTORY_ALERTS_HYSTERESIS_BPS", "alerts.hysteresis_bps"),
+    (
+        "INVENTORY_NOTIFIER_ENABLED",
+        "notifier.enabled (true/false)",
+    ),
+    (
+        "INVENTORY_NOTIFIER_CHANNELS",
+        "notifier.channels (comma-separated: log, email, sms)",
+    ),
+    (
+        "INVENTORY_NOTIFIER_MANAGERS",
+        "notifier.managers (comma-separated addresses)",
+    ),
+    ("INVENTORY_NOTIFIER_WEBHOOK_URL", "notifier.webhook_url"),
+    ("INVENTORY_NOTIFIER_SMTP_HOST", "notifier.smtp.host"),
+    ("INVENTORY_NOTIFIER_SMTP_PORT", "notifier.smtp.port"),
+    (
+        "INVENTORY_NOTIFIER_SMTP_STARTTLS",
+        "notifier.smtp.starttls (true/false)",
+    ),
+    ("INVENTORY_NOTIFIER_SMTP_USERNAME", "notifier.smtp.username"),
+    ("INVENTORY_NOTIFIER_SMTP_PASSWORD", "notifier.smtp.password"),
     ("INVENTORY_MAX_MESSAGE_BYTES", "limits.max_message_bytes"),
     (
         "INVENTORY_MAX_CONCURRENT_STREAMS",
@@ -407,6 +502,15 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "tokens, replacing the file's: comma-separated ROLE:SHA256HEX pairs",
     ),
 ];
+
+/// A comma-separated list, blanks dropped.
+fn list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
 
 fn parse<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, String>
 where
@@ -582,6 +686,30 @@ impl Config {
         if let Some(v) = get("INVENTORY_TLS_CLIENT_CA") {
             self.tls.client_ca = Some(PathBuf::from(v));
         }
+        if let Some(v) = get("INVENTORY_NOTIFIER_CHANNELS") {
+            self.notifier.channels = list(&v);
+        }
+        if let Some(v) = get("INVENTORY_NOTIFIER_MANAGERS") {
+            self.notifier.managers = list(&v);
+        }
+        if let Some(v) = get("INVENTORY_NOTIFIER_WEBHOOK_URL") {
+            self.notifier.webhook_url = v;
+        }
+        if let Some(v) = get("INVENTORY_NOTIFIER_SMTP_HOST") {
+            self.notifier.smtp.host = v;
+        }
+        set!("INVENTORY_NOTIFIER_ENABLED", self.notifier.enabled);
+        set!("INVENTORY_NOTIFIER_SMTP_PORT", self.notifier.smtp.port);
+        set!(
+            "INVENTORY_NOTIFIER_SMTP_STARTTLS",
+            self.notifier.smtp.starttls
+        );
+        if let Some(v) = get("INVENTORY_NOTIFIER_SMTP_USERNAME") {
+            self.notifier.smtp.username = v;
+        }
+        if let Some(v) = get("INVENTORY_NOTIFIER_SMTP_PASSWORD") {
+            self.notifier.smtp.password = v;
+        }
         if let Some(v) = get("INVENTORY_TOKENS") {
             self.tokens = v
                 .split(',')
@@ -604,6 +732,7 @@ impl Config {
     /// Checks every value; the message names the offending setting.
     pub fn validate(&self) -> Result<(), String> {
         self.sync_mode()?;
+        self.notifier_config()?;
         self.recovery_mode()?;
         if self.engine.shards > engine::limits::SHARDS_MAX {
             return Err(format!(
@@ -734,6 +863,59 @@ impl Config {
         c.every_seconds = self.engine.snapshot_every_seconds;
         c.consumer_retained_bytes_max = self.engine.consumer_wal_retained_bytes_max;
         c
+    }
+
+    /// The notifier's configuration (channels checked against what they need).
+    pub fn notifier_config(&self) -> Result<notifier::NotifierConfig, String> {
+        let n = &self.notifier;
+        let mut c = notifier::NotifierConfig::new(&self.data_dir);
+        c.channels = n
+            .channels
+            .iter()
+            .map(|name| {
+                notifier::Channel::parse(name).ok_or_else(|| {
+                    format!("notifier.channels: unknown channel {name:?} (known: log, email, sms)")
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        if c.channels.contains(&notifier::Channel::Email) && n.smtp.host.is_empty() {
+            return Err("notifier.channels has email but notifier.smtp.host is not set".into());
+        }
+        if c.channels.contains(&notifier::Channel::Sms) && n.webhook_url.is_empty() {
+            return Err("notifier.channels has sms but notifier.webhook_url is not set".into());
+        }
+        if n.attempts_max == 0 {
+            return Err("notifier.attempts_max must be at least 1".into());
+        }
+        if n.backoff_initial_millis == 0 || n.backoff_max_millis < n.backoff_initial_millis {
+            return Err(
+                "notifier.backoff_initial_millis must be at least 1 and at most notifier.backoff_max_millis"
+                    .into(),
+            );
+        }
+        if let Some(path) = &n.log_path {
+            c.log_path = path.clone();
+        }
+        c.templates_dir = n.templates_dir.clone();
+        c.managers = n.managers.clone();
+        c.attempts_max = n.attempts_max;
+        c.backoff_initial_millis = n.backoff_initial_millis;
+        c.backoff_max_millis = n.backoff_max_millis;
+        c.webhook_url = n.webhook_url.clone();
+        c.ca_file = n.ca_file.clone();
+        if !n.smtp.host.is_empty() {
+            c.smtp = Some(notifier::SmtpConfig {
+                host: n.smtp.host.clone(),
+                port: n.smtp.port,
+                starttls: n.smtp.starttls,
+                ca_file: n.ca_file.clone(),
+                username: n.smtp.username.clone(),
+                password: n.smtp.password.clone(),
+                from: n.smtp.from.clone(),
+                helo: n.smtp.helo.clone(),
+            });
+        }
+        Ok(c)
     }
 
     pub fn request_timeout(&self) -> Duration {

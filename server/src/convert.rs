@@ -473,6 +473,41 @@ pub fn batch_op_lines(op: &pb::batch_op::Op) -> usize {
     }
 }
 
+/// A notification from the outbox.
+pub fn notification(m: &notifier::Message) -> pb::Notification {
+    let status = match m.status {
+        notifier::Status::Pending => pb::NotificationStatus::Pending,
+        notifier::Status::Sent => pb::NotificationStatus::Sent,
+        notifier::Status::Failed => pb::NotificationStatus::Failed,
+    };
+    pb::Notification {
+        notification_id: m.id.clone(),
+        channel: m.channel.name().to_string(),
+        recipient: m.recipient.clone(),
+        event_kind: m.event_kind.clone(),
+        status: status as i32,
+        attempts: m.attempts,
+        last_error: m.last_error.clone(),
+        sent_at: timestamp(m.sent_at_ms),
+        event_lsn: m.event_lsn,
+        created_at: timestamp(m.created_at_ms),
+        next_attempt_at: timestamp(m.next_attempt_ms),
+    }
+}
+
+/// `ListNotifications.status`: UNSPECIFIED = every status.
+pub fn notification_status_filter(status: i32) -> Result<Option<notifier::Status>, Status> {
+    match pb::NotificationStatus::try_from(status) {
+        Ok(pb::NotificationStatus::Unspecified) => Ok(None),
+        Ok(pb::NotificationStatus::Pending) => Ok(Some(notifier::Status::Pending)),
+        Ok(pb::NotificationStatus::Sent) => Ok(Some(notifier::Status::Sent)),
+        Ok(pb::NotificationStatus::Failed) => Ok(Some(notifier::Status::Failed)),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "status {status} is not a NotificationStatus"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

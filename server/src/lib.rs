@@ -143,15 +143,23 @@ pub async fn run(
     let max = config.limits.max_message_bytes;
     let inventory = InventoryServer::new(service::InventoryService::new(engine.clone()))
         .max_decoding_message_size(max);
+    let notifier = open_notifier(config, &engine, &snapshotter)?;
+    if let Some(n) = &notifier {
+        metrics.set_notifier(n.clone());
+    }
     let admin = AdminServer::new(service::AdminService::new(
         engine.clone(),
         snapshotter.clone(),
+        notifier.clone(),
     ))
     .max_decoding_message_size(max);
     let orders = OrdersServer::new(service::OrdersService::new(engine.clone()))
         .max_decoding_message_size(max);
-    let alerts = AlertsServer::new(service::AlertsService::new(engine.clone()))
-        .max_decoding_message_size(max);
+    let alerts = AlertsServer::new(service::AlertsService::new(
+        engine.clone(),
+        notifier.clone(),
+    ))
+    .max_decoding_message_size(max);
     let reports = ReportsServer::new(service::Pending).max_decoding_message_size(max);
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -207,6 +215,15 @@ pub async fn run(
         snapshotter.clone(),
         stopped(stop_rx.clone()),
     ));
+    // Off the hot path: the notifier reads durable records and writes its own files only.
+    let notifier_task = notifier.map(|n| {
+        let (engine, snapshotter, stop) = (engine.clone(), snapshotter.clone(), stop_rx.clone());
+        tokio::spawn(async move {
+            let advance: Arc<dyn Fn(u64) + Send + Sync> =
+                Arc::new(move |lsn| snapshotter.advance_consumer(NOTIFIER_CONSUMER, lsn));
+            n.run(engine, advance, stopped(stop)).await;
+        })
+    });
     let incoming = net::incoming(listener, config.limits.max_connections, metrics.clone());
     let signal = async move {
         shutdown.await;
@@ -229,6 +246,14 @@ pub async fn run(
     };
     metrics_task.abort();
     let _ = metrics_task.await;
+    if let Some(task) = notifier_task {
+        // Stopped by the same signal; everything it did is already in its outbox, so a send
+        // still hanging (at most limits::SEND_TIMEOUT_MILLIS) is simply abandoned after the drain.
+        let drain = Duration::from_secs(limits::SHUTDOWN_DRAIN_SECONDS);
+        if tokio::time::timeout(drain, task).await.is_err() {
+            tracing::warn!("notifier still sending after the drain; stopping without it");
+        }
+    }
     final_snapshot(&engine, &snapshotter).await;
     let flushing = engine.clone();
     let _ = tokio::task::spawn_blocking(move || flushing.shutdown()).await;
@@ -239,6 +264,43 @@ pub async fn run(
         "engine stopped, WAL flushed"
     );
     result
+}
+
+/// The notifier's name among the snapshotter's change-feed consumers.
+pub const NOTIFIER_CONSUMER: &str = "notifier";
+
+/// Opens the notifier (templates, outbox, channels) when enabled and registers it as a
+/// change-feed consumer at its outbox cursor, so the WAL it has not handled is kept (under the
+/// consumer cap). None when disabled or when there is no WAL (`sync = none`).
+fn open_notifier(
+    config: &Config,
+    engine: &Engine,
+    snapshotter: &Snapshotter,
+) -> Result<Option<Arc<notifier::Notifier>>, String> {
+    if !config.notifier.enabled {
+        return Ok(None);
+    }
+    if engine.wal().is_none() {
+        tracing::warn!("notifier off: sync = none keeps no WAL to follow");
+        return Ok(None);
+    }
+    let n = notifier::Notifier::open(config.notifier_config()?)
+        .map_err(|e| format!("notifier: {e}"))?;
+    let cursor = snapshotter.register_consumer(NOTIFIER_CONSUMER, n.handled_lsn())?;
+    if cursor.dropped {
+        tracing::warn!(
+            "notifier had fallen too far behind and was dropped: rejoining at its outbox cursor"
+        );
+        snapshotter.rejoin_consumer(NOTIFIER_CONSUMER, n.handled_lsn())?;
+    } else if cursor.lsn < n.handled_lsn() {
+        snapshotter.advance_consumer(NOTIFIER_CONSUMER, n.handled_lsn());
+    }
+    tracing::info!(
+        notify_lsn = n.handled_lsn(),
+        channels = ?config.notifier.channels,
+        "notifier started"
+    );
+    Ok(Some(Arc::new(n)))
 }
 
 /// The clean-shutdown snapshot: stops the periodic thread, then takes one more snapshot so the

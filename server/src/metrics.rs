@@ -74,6 +74,8 @@ pub struct Metrics {
     pub connections_open: AtomicUsize,
     pub connections_refused: AtomicU64,
     started: Instant,
+    /// Set once the notifier runs: its delivery metrics are appended.
+    notifier: std::sync::OnceLock<Arc<notifier::Notifier>>,
 }
 
 impl Metrics {
@@ -112,7 +114,12 @@ impl Metrics {
             connections_open: AtomicUsize::new(0),
             connections_refused: AtomicU64::new(0),
             started: Instant::now(),
+            notifier: std::sync::OnceLock::new(),
         }
+    }
+
+    pub fn set_notifier(&self, notifier: Arc<notifier::Notifier>) {
+        let _ = self.notifier.set(notifier);
     }
 
     /// The RPC of a request path (`/inventory.v1.Inventory/Reserve`).
@@ -300,6 +307,9 @@ impl Metrics {
             "Seconds since the server started.",
             self.started.elapsed().as_secs().to_string(),
         );
+        if let Some(n) = self.notifier.get() {
+            n.render_metrics(&mut out);
+        }
         out
     }
 }

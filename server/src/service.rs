@@ -1,6 +1,6 @@
-//! The gRPC services: Inventory, Orders and Alerts on the engine, Admin on the engine and the
-//! snapshotter; Reports and the notification RPCs of Alerts answer UNIMPLEMENTED (naming the
-//! issue that implements them) until their issues land.
+//! The gRPC services: Inventory, Orders and Alerts on the engine (Alerts' notification RPCs on
+//! the notifier's outbox), Admin on the engine, the snapshotter and the notifier; Reports
+//! answers UNIMPLEMENTED (naming the issue that implements it) until its issue lands.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -249,6 +249,7 @@ impl pb::inventory_server::Inventory for InventoryService {
 pub struct AdminService {
     engine: Arc<Engine>,
     snapshotter: Arc<Snapshotter>,
+    notifier: Option<Arc<notifier::Notifier>>,
     /// One on-demand snapshot at a time holds a blocking thread; later calls wait here
     /// (asynchronously) and then take their own.
     taking: Arc<tokio::sync::Mutex<()>>,
@@ -256,10 +257,15 @@ pub struct AdminService {
 }
 
 impl AdminService {
-    pub fn new(engine: Arc<Engine>, snapshotter: Arc<Snapshotter>) -> Self {
+    pub fn new(
+        engine: Arc<Engine>,
+        snapshotter: Arc<Snapshotter>,
+        notifier: Option<Arc<notifier::Notifier>>,
+    ) -> Self {
         Self {
             engine,
             snapshotter,
+            notifier,
             taking: Arc::new(tokio::sync::Mutex::new(())),
             started: Instant::now(),
         }
@@ -277,9 +283,9 @@ impl pb::admin_server::Admin for AdminService {
             last_lsn: s.last_lsn,
             durable_lsn: s.durable_lsn,
             snapshot_lsn: self.snapshotter.snapshot_lsn(),
-            // Until the exporter (#6) and notifier (#8) exist: 0 = none.
+            // Until the exporter (#6) exists: 0 = none.
             export_lsn: 0,
-            notify_lsn: 0,
+            notify_lsn: self.notifier.as_ref().map_or(0, |n| n.handled_lsn()),
             wal_bytes: s.wal_bytes,
             skus: s.skus,
             active_reservations: s.active_reservations,
@@ -322,10 +328,9 @@ fn todo(rpc: &str, issue: &str) -> Status {
     ))
 }
 
-const NOTIFY: &str = "the notifications issue (#8)";
 const REPORTS: &str = "the exporter and reports issue (#6)";
 
-/// Reports and the notification RPCs of Alerts until their issues land: UNIMPLEMENTED.
+/// Reports until its issue lands: UNIMPLEMENTED.
 #[derive(Clone, Default)]
 pub struct Pending;
 
@@ -352,14 +357,21 @@ impl pb::reports_server::Reports for Pending {
 }
 
 /// `Alerts`: low-stock alerts and purchase orders from the engine, `WatchEvents` on the change
-/// feed; the notification RPCs arrive with the notifier (#8).
+/// feed, notifications from the notifier's outbox (UNAVAILABLE when the notifier is off).
 pub struct AlertsService {
     engine: Arc<Engine>,
+    notifier: Option<Arc<notifier::Notifier>>,
 }
 
 impl AlertsService {
-    pub fn new(engine: Arc<Engine>) -> Self {
-        Self { engine }
+    pub fn new(engine: Arc<Engine>, notifier: Option<Arc<notifier::Notifier>>) -> Self {
+        Self { engine, notifier }
+    }
+
+    fn notifier(&self) -> Result<&Arc<notifier::Notifier>, Status> {
+        self.notifier.as_ref().ok_or_else(|| {
+            Status::unavailable("notifications are off (notifier.enabled = false or sync = none)")
+        })
     }
 }
 
@@ -398,9 +410,13 @@ impl pb::alerts_server::Alerts for AlertsService {
     }
     async fn list_notifications(
         &self,
-        _: Request<pb::ListNotificationsRequest>,
+        req: Request<pb::ListNotificationsRequest>,
     ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
-        Err(todo("Alerts/ListNotifications", NOTIFY))
+        let status = convert::notification_status_filter(req.into_inner().status)?;
+        let list = self.notifier()?.list(status);
+        Ok(Response::new(pb::ListNotificationsResponse {
+            notifications: list.iter().map(convert::notification).collect(),
+        }))
     }
     async fn update_purchase_order(
         &self,
@@ -418,9 +434,25 @@ impl pb::alerts_server::Alerts for AlertsService {
     }
     async fn retry_notification(
         &self,
-        _: Request<pb::RetryNotificationRequest>,
+        req: Request<pb::RetryNotificationRequest>,
     ) -> Result<Response<pb::Notification>, Status> {
-        Err(todo("Alerts/RetryNotification", NOTIFY))
+        let id = req.into_inner().notification_id;
+        if id.is_empty() {
+            return Err(Status::invalid_argument("notification_id is empty"));
+        }
+        let n = self.notifier()?.clone();
+        // An outbox fsync: off the async threads.
+        let retried = tokio::task::spawn_blocking(move || n.retry(&id))
+            .await
+            .map_err(|e| Status::internal(format!("retry task failed: {e}")))?;
+        match retried {
+            Ok(m) => Ok(Response::new(convert::notification(&m))),
+            Err(e @ notifier::NotifyError::NotFound(_)) => Err(Status::not_found(e.to_string())),
+            Err(e @ notifier::NotifyError::AlreadySent(_)) => {
+                Err(Status::failed_precondition(e.to_string()))
+            }
+            Err(e) => Err(Status::internal(e.to_string())),
+        }
     }
 }
 

@@ -151,6 +151,71 @@ enum Cmd {
     Status,
     /// Take a snapshot now (Admin/Snapshot).
     Snapshot,
+    /// The notifier's outbox (Alerts/ListNotifications), or `notifications retry ID`.
+    #[command(args_conflicts_with_subcommands = true)]
+    Notifications(NotificationsArgs),
+}
+
+#[derive(Args, Debug)]
+struct NotificationsArgs {
+    #[command(subcommand)]
+    retry: Option<NotificationsCmd>,
+    /// Only PENDING, SENT or FAILED ones.
+    #[arg(long, value_parser = parse_notification_status)]
+    status: Option<pb::NotificationStatus>,
+}
+
+#[derive(Subcommand, Debug)]
+enum NotificationsCmd {
+    /// Schedule another delivery attempt now, e.g. of a FAILED one (Alerts/RetryNotification).
+    Retry { notification_id: String },
+}
+
+fn parse_notification_status(s: &str) -> Result<pb::NotificationStatus, String> {
+    pb::NotificationStatus::from_str_name(&format!(
+        "NOTIFICATION_STATUS_{}",
+        s.to_ascii_uppercase()
+    ))
+    .filter(|st| *st != pb::NotificationStatus::Unspecified)
+    .ok_or_else(|| format!("{s:?}: expected PENDING, SENT or FAILED"))
+}
+
+fn notification_json(n: &pb::Notification) -> Value {
+    let time = |t: &Option<prost_types::Timestamp>| {
+        t.as_ref()
+            .map(|t| Value::from(t.seconds * 1000 + i64::from(t.nanos) / 1_000_000))
+            .unwrap_or(Value::Null)
+    };
+    let status = pb::NotificationStatus::try_from(n.status)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("NOTIFICATION_STATUS_")
+                .to_string()
+        })
+        .unwrap_or_default();
+    json!({
+        "notification_id": n.notification_id, "channel": n.channel, "recipient": n.recipient,
+        "event_kind": n.event_kind, "event_lsn": n.event_lsn, "status": status,
+        "attempts": n.attempts, "last_error": n.last_error, "created_at_ms": time(&n.created_at),
+        "sent_at_ms": time(&n.sent_at), "next_attempt_at_ms": time(&n.next_attempt_at),
+    })
+}
+
+fn print_notification(doc: &Value) {
+    let text = |k: &str| doc[k].as_str().unwrap_or_default().to_string();
+    let mut line = format!(
+        "{:<40} {:<7} {:<7} {:<28} {:<16} attempts={}",
+        text("notification_id"),
+        text("status"),
+        text("channel"),
+        text("recipient"),
+        text("event_kind"),
+        doc["attempts"]
+    );
+    if !text("last_error").is_empty() {
+        line.push_str(&format!(" error={:?}", text("last_error")));
+    }
+    println!("{line}");
 }
 
 #[derive(Subcommand, Debug)]
@@ -619,6 +684,38 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 println!("snapshot at LSN {} ({} bytes)", s.lsn, s.bytes);
             }
             json!({"lsn": s.lsn, "bytes": s.bytes})
+        }
+        Cmd::Notifications(NotificationsArgs {
+            retry: Some(NotificationsCmd::Retry { notification_id }),
+            ..
+        }) => {
+            let n = client
+                .alerts()
+                .retry_notification(
+                    client.request(pb::RetryNotificationRequest { notification_id }),
+                )
+                .await?
+                .into_inner();
+            let doc = notification_json(&n);
+            if !json_out {
+                print_notification(&doc);
+            }
+            doc
+        }
+        Cmd::Notifications(NotificationsArgs { status, .. }) => {
+            let list = client
+                .alerts()
+                .list_notifications(client.request(pb::ListNotificationsRequest {
+                    status: status.unwrap_or(pb::NotificationStatus::Unspecified) as i32,
+                }))
+                .await?
+                .into_inner()
+                .notifications;
+            let docs: Vec<Value> = list.iter().map(notification_json).collect();
+            if !json_out {
+                docs.iter().for_each(print_notification);
+            }
+            json!({ "notifications": docs })
         }
     };
     if json_out {

@@ -1,0 +1,112 @@
+//! The feed task: durable WAL records → messages → the outbox, cursor included.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use engine::{Engine, Record};
+use tokio::sync::watch;
+
+use crate::derive::{Rules, derive};
+use crate::{Shared, limits};
+
+pub(crate) async fn follow(
+    shared: Arc<Shared>,
+    engine: Arc<Engine>,
+    advance: Arc<dyn Fn(u64) + Send + Sync>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Some(wal) = engine.wal() else {
+        tracing::warn!("notifier idle: sync = none keeps no WAL, so there is no change feed");
+        return;
+    };
+    let mut durable = wal.subscribe_durable();
+    let retry = Duration::from_millis(limits::FEED_RETRY_MILLIS);
+    let rules = Rules {
+        templates: &shared.templates,
+        enabled: shared.enabled(),
+        managers: &shared.config.managers,
+    };
+    loop {
+        // (Re)start at the outbox cursor: after a failed write the records are read again.
+        let mut next = shared.outbox.lock().cursor() + 1;
+        let oldest = wal.oldest_lsn();
+        if next < oldest {
+            tracing::error!(
+                from = next,
+                oldest,
+                "notifier: records before {oldest} are no longer in the WAL and were not notified"
+            );
+            next = oldest;
+        }
+        let Some(mut cursor) = engine.feed(next) else {
+            return;
+        };
+        loop {
+            let read = tokio::task::spawn_blocking(move || {
+                let batch = cursor.next_batch(limits::FEED_RECORDS_PER_READ);
+                (cursor, batch)
+            })
+            .await;
+            let Ok((returned, batch)) = read else { return };
+            cursor = returned;
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::error!("notifier: change feed unreadable: {e}");
+                    if stopped_within(&mut stop, retry).await {
+                        return;
+                    }
+                    break;
+                }
+            };
+            if batch.is_empty() {
+                tokio::select! {
+                    changed = durable.changed() => if changed.is_err() { return },
+                    _ = stop.changed() => return,
+                }
+                continue;
+            }
+            let now = crate::time::now_ms();
+            let mut messages = Vec::new();
+            let mut last = 0;
+            for (lsn, payload) in batch {
+                match Record::decode(&payload) {
+                    Ok(record) => messages.extend(derive(lsn, &record, &*engine, &rules, now)),
+                    Err(e) => tracing::error!(lsn, "notifier: undecodable WAL record skipped: {e}"),
+                }
+                last = lsn;
+            }
+            let channels: Vec<usize> = messages.iter().map(|m| m.channel.index()).collect();
+            let writer = shared.clone();
+            let written =
+                tokio::task::spawn_blocking(move || writer.outbox.lock().enqueue(messages, last))
+                    .await;
+            match written {
+                Ok(Ok(_)) => {
+                    shared.handled_lsn.store(last, Ordering::Relaxed);
+                    advance(last);
+                    for c in channels {
+                        shared.wake[c].notify_one();
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::error!("notifier: outbox write failed (will re-read): {e}");
+                    if stopped_within(&mut stop, retry).await {
+                        return;
+                    }
+                    break;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// Waits `wait`; true if told to stop meanwhile.
+pub(crate) async fn stopped_within(stop: &mut watch::Receiver<bool>, wait: Duration) -> bool {
+    tokio::select! {
+        _ = stop.changed() => true,
+        () = tokio::time::sleep(wait) => *stop.borrow(),
+    }
+}
