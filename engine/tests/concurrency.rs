@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use engine::{Engine, EngineError, OpOutput, SyncMode, SystemClock};
+use engine::{EngineError, OpOutput, SyncMode, SystemClock};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -205,23 +205,5 @@ fn mixed_workload_keeps_invariants_and_replays_exactly() {
     assert!(checks > 0, "the checker ran");
     engine.check_invariants().expect("invariants at the end");
 
-    let live = engine.dump();
-    let stats = engine.stats();
-    engine.shutdown();
-    drop(engine);
-    let (replayed, report) = Engine::open(
-        common::config(dir.path(), 3, SyncMode::None),
-        Arc::new(engine::wal::fs::StdFs),
-        Arc::new(SystemClock),
-    )
-    .expect("replay with every precondition checked");
-    assert_eq!(report.records_replayed, stats.last_lsn);
-    assert_eq!(
-        replayed.dump(),
-        live,
-        "replayed state differs from the live state"
-    );
-    replayed
-        .check_invariants()
-        .expect("invariants after replay");
+    common::assert_replays_exactly(engine, dir.path(), Arc::new(SystemClock));
 }

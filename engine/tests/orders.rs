@@ -250,23 +250,5 @@ fn orders_under_contention_account_for_every_unit_and_replay_exactly() {
         assert_eq!(c.order_count as usize, created, "{id}: order count");
     }
 
-    let live = engine.dump();
-    let stats = engine.stats();
-    engine.shutdown();
-    drop(engine);
-    let (replayed, report) = Engine::open(
-        common::config(dir.path(), 3, SyncMode::None),
-        Arc::new(engine::wal::fs::StdFs),
-        Arc::new(clock),
-    )
-    .expect("replay with every precondition checked");
-    assert_eq!(report.records_replayed, stats.last_lsn);
-    assert_eq!(
-        replayed.dump(),
-        live,
-        "replayed state differs from the live state"
-    );
-    replayed
-        .check_invariants()
-        .expect("invariants after replay");
+    common::assert_replays_exactly(engine, dir.path(), Arc::new(clock));
 }

@@ -61,3 +61,23 @@ pub fn release(id: &str) -> Op {
         reservation_id: id.into(),
     }
 }
+
+/// Shuts `engine` down, replays its WAL with another shard count (every precondition checked)
+/// and asserts the result is exactly the live state, invariants included.
+pub fn assert_replays_exactly(engine: Arc<Engine>, dir: &Path, clock: Arc<dyn Clock>) {
+    let live = engine.dump();
+    let stats = engine.stats();
+    engine.shutdown();
+    drop(engine);
+    let (replayed, report) = Engine::open(config(dir, 3, SyncMode::None), Arc::new(StdFs), clock)
+        .expect("replay with every precondition checked");
+    assert_eq!(report.records_replayed, stats.last_lsn);
+    assert_eq!(
+        replayed.dump(),
+        live,
+        "replayed state differs from the live state"
+    );
+    replayed
+        .check_invariants()
+        .expect("invariants after replay");
+}
