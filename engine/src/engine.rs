@@ -127,6 +127,8 @@ pub struct Engine {
     pub(crate) last_lsn: AtomicU64,
     pub(crate) live_holds: AtomicU64,
     pub(crate) open_orders: AtomicU64,
+    /// Expiry records written so far (progress for ops waiting on a due hold).
+    expired_total: AtomicU64,
     expiry_hint_ms: AtomicU64,
     pub(crate) wal: Option<Wal>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -181,6 +183,7 @@ impl Engine {
             last_lsn: AtomicU64::new(0),
             live_holds: AtomicU64::new(0),
             open_orders: AtomicU64::new(0),
+            expired_total: AtomicU64::new(0),
             expiry_hint_ms: AtomicU64::new(u64::MAX),
             wal: None,
             clock,
@@ -400,6 +403,8 @@ impl Engine {
         // they lead to — a commit's hold lines, an order's customer and SKUs, a return's order.
         let mut shards = ShardSet::default();
         loop {
+            // Expiries written by anyone since this pass began: progress, not a stuck index.
+            let expired_before = self.expired_total.load(Ordering::Acquire);
             let now = self.clock.now_ms();
             let mut locked = self.lock(&shards);
             let needed = self.op_shards(&op, &mut locked, now);
@@ -410,10 +415,12 @@ impl Engine {
             }
             if locked.next_expiry_ms().is_some_and(|due| due <= now) {
                 drop(locked);
-                // Another op may have expired it first (then the next pass finds nothing due);
-                // but if passes keep expiring nothing, the log has failed (expiry records cannot
-                // be written) or an index is stale. Never spin: refuse, naming why.
-                stuck = if self.expire_due(now) == 0 {
+                // Another op or the sweeper may expire it first — and with the clock moving,
+                // other holds keep falling due — so progress is any expiry by anyone during this
+                // pass. Passes in which nobody expires anything mean the log has failed (expiry
+                // records cannot be written) or an index is stale. Never spin: refuse, naming why.
+                self.expire_due(now);
+                stuck = if self.expired_total.load(Ordering::Acquire) == expired_before {
                     stuck + 1
                 } else {
                     0
@@ -667,6 +674,7 @@ impl Engine {
             });
         }
         self.write(&ctx, &mut locked, now, events);
+        self.expired_total.fetch_add(1, Ordering::AcqRel);
         true
     }
 
