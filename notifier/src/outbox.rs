@@ -42,7 +42,9 @@ pub struct Outbox {
     cursor: u64,
     messages: HashMap<String, Message>,
     /// PENDING messages per channel by (due time, id): what each worker takes next.
-    queues: [BTreeSet<(u64, String)>; 3],
+    /// PENDING messages per channel by (next attempt, event LSN, event index, id): due ones
+    /// go out in the order their events happened (the id alone would sort "10-…" before "9-…").
+    queues: [BTreeSet<QueueKey>; 3],
 }
 
 impl Outbox {
@@ -121,10 +123,10 @@ impl Outbox {
     fn index(&mut self, message: Message) {
         let queue = &mut self.queues[message.channel.index()];
         if let Some(old) = self.messages.get(&message.id) {
-            queue.remove(&(old.next_attempt_ms, old.id.clone()));
+            queue.remove(&queue_key(old));
         }
         if message.status == Status::Pending {
-            queue.insert((message.next_attempt_ms, message.id.clone()));
+            queue.insert(queue_key(&message));
         }
         self.messages.insert(message.id.clone(), message);
     }
@@ -249,11 +251,14 @@ impl Outbox {
         let queue = &self.queues[channel.index()];
         let due: Vec<Message> = queue
             .iter()
-            .take_while(|(at, _)| *at <= now_ms)
+            .take_while(|(at, ..)| *at <= now_ms)
             .take(max)
-            .filter_map(|(_, id)| self.messages.get(id).cloned())
+            .filter_map(|(.., id)| self.messages.get(id).cloned())
             .collect();
-        let next = queue.iter().find(|(at, _)| *at > now_ms).map(|(at, _)| *at);
+        let next = queue
+            .iter()
+            .find(|(at, ..)| *at > now_ms)
+            .map(|(at, ..)| *at);
         (due, next)
     }
 
@@ -277,6 +282,17 @@ impl Outbox {
     pub fn file_bytes(&self) -> u64 {
         self.bytes
     }
+}
+
+type QueueKey = (u64, u64, u32, String);
+
+fn queue_key(message: &Message) -> QueueKey {
+    (
+        message.next_attempt_ms,
+        message.event_lsn,
+        message.event_index,
+        message.id.clone(),
+    )
 }
 
 #[cfg(test)]
