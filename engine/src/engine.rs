@@ -401,17 +401,35 @@ impl Engine {
         // The shards to lock grow until they cover everything the op touches: each pass locks
         // the set, then looks (under those locks) at the entities the op names for the keys
         // they lead to — a commit's hold lines, an order's customer and SKUs, a return's order.
-        let mut shards = ShardSet::default();
+        // Most ops name every key they touch; only these reach more through entities.
+        let discovers = matches!(
+            op,
+            Op::Commit { .. }
+                | Op::Release { .. }
+                | Op::ConfirmPayment { .. }
+                | Op::FailPayment { .. }
+                | Op::ShipOrder { .. }
+                | Op::DeliverOrder { .. }
+                | Op::CancelOrder { .. }
+                | Op::ApproveReturn { .. }
+                | Op::RejectReturn { .. }
+        );
+        let mut shards = {
+            let mut nothing = self.lock(&ShardSet::default());
+            self.op_shards(&op, &mut nothing, self.clock.now_ms())
+        };
         loop {
             // Expiries written by anyone since this pass began: progress, not a stuck index.
             let expired_before = self.expired_total.load(Ordering::Acquire);
             let now = self.clock.now_ms();
             let mut locked = self.lock(&shards);
-            let needed = self.op_shards(&op, &mut locked, now);
-            if !shards.covers(&needed) {
-                drop(locked);
-                shards.extend(needed.iter());
-                continue;
+            if discovers {
+                let needed = self.op_shards(&op, &mut locked, now);
+                if !shards.covers(&needed) {
+                    drop(locked);
+                    shards.extend(needed.iter());
+                    continue;
+                }
             }
             if locked.next_expiry_ms().is_some_and(|due| due <= now) {
                 drop(locked);
@@ -477,11 +495,7 @@ impl Engine {
             }
         };
         applied(locked, 0, &events);
-        let mut skus = Vec::new();
-        for event in &events {
-            alerting::touched_skus(event, &mut skus);
-        }
-        let derived = alerting::derive(ctx, locked, &skus, &self.config.alerts);
+        let derived = alerting::derive(ctx, locked, &events, &self.config.alerts);
         applied(locked, events.len(), &derived);
         events.extend(derived);
         locked.set_last_lsn(lsn);

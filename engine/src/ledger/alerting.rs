@@ -19,16 +19,15 @@ use super::decide_orders::history_push;
 use super::shard::{AlertState, HistoryKind};
 use crate::alerts::{AlertKind, AlertPolicy, alert_id, purchase_order_id};
 use crate::event::Event;
+use crate::model::Line;
 
-/// The SKUs whose stock figures or reorder level an event changes.
-pub fn touched_skus<'e>(event: &'e Event, out: &mut Vec<&'e str>) {
-    let lines = match event {
+/// The SKUs whose stock figures or reorder level an event changes: at most one named SKU and
+/// two slices of lines.
+fn touched_by(event: &Event) -> (Option<&str>, &[Line], &[Line]) {
+    match event {
         Event::ProductUpserted { sku, .. }
         | Event::StockReceived { sku, .. }
-        | Event::StockAdjusted { sku, .. } => {
-            out.push(sku);
-            return;
-        }
+        | Event::StockAdjusted { sku, .. } => (Some(sku), &[], &[]),
         Event::InventoryReserved { lines, .. }
         | Event::ReservationReleased { lines, .. }
         | Event::ReservationExpired { lines, .. }
@@ -37,26 +36,38 @@ pub fn touched_skus<'e>(event: &'e Event, out: &mut Vec<&'e str>) {
         }
         | Event::ReturnApproved {
             restocked: lines, ..
-        } => lines,
+        } => (None, lines, &[]),
         Event::ReservationCommitted {
             committed,
             released,
             ..
-        } => {
-            out.extend(committed.iter().chain(released).map(|l| l.sku.as_str()));
-            return;
-        }
-        _ => return,
-    };
-    out.extend(lines.iter().map(|l| l.sku.as_str()));
+        } => (None, committed, released),
+        _ => (None, &[], &[]),
+    }
 }
 
-/// The alert events the current state of `skus` calls for (each SKU looked at once).
-pub fn derive(ctx: &Ctx, locked: &mut Locked, skus: &[&str], policy: &AlertPolicy) -> Vec<Event> {
+/// Every SKU the events touch, in order, repeats included (no allocation on the hot path).
+fn touched_skus(events: &[Event]) -> impl Iterator<Item = &str> + Clone {
+    events.iter().flat_map(|event| {
+        let (one, lines, more) = touched_by(event);
+        one.into_iter()
+            .chain(lines.iter().chain(more).map(|l| l.sku.as_str()))
+    })
+}
+
+/// The alert events the current state of the SKUs that `applied` touched calls for (each SKU
+/// looked at once).
+pub fn derive(
+    ctx: &Ctx,
+    locked: &mut Locked,
+    applied: &[Event],
+    policy: &AlertPolicy,
+) -> Vec<Event> {
     let mut events = Vec::new();
     let none = AlertState::default();
-    for (i, sku) in skus.iter().enumerate() {
-        if skus[..i].contains(sku) {
+    let skus = touched_skus(applied);
+    for (i, sku) in skus.clone().enumerate() {
+        if skus.clone().take(i).any(|seen| seen == sku) {
             continue;
         }
         let Some(entry) = locked.shard(ctx.router.of(sku)).skus.get(sku) else {
@@ -64,6 +75,15 @@ pub fn derive(ctx: &Ctx, locked: &mut Locked, skus: &[&str], policy: &AlertPolic
         };
         let available = entry.available();
         let level = entry.product.reorder_level;
+        // The common case — nothing open, nothing to open — costs the lookup and a few
+        // comparisons (this runs after every stock change).
+        let any_open = entry
+            .alerts
+            .as_deref()
+            .is_some_and(|s| s.low.is_some() || s.out.is_some());
+        if !any_open && (level == 0 || !entry.ever_stocked || u64::from(level) <= available) {
+            continue;
+        }
         let state = entry.alerts.as_deref().unwrap_or(&none);
         let open: Vec<(AlertKind, &String)> = [
             (AlertKind::LowStock, state.low.as_ref()),

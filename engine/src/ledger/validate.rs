@@ -2,6 +2,7 @@
 //! here is malformed (`InvalidArgument`, naming the field) and observed nothing.
 
 use std::collections::BTreeSet;
+use std::fmt::Display;
 
 use crate::error::{Result, invalid};
 use crate::limits;
@@ -18,7 +19,8 @@ pub fn sku(field: &str, value: &str) -> Result<()> {
     key(field, value, limits::SKU_BYTES_MAX)
 }
 
-fn key(field: &str, value: &str, bytes_max: usize) -> Result<()> {
+/// `field` is only formatted when the check fails (a line's field name is built per line).
+fn key(field: impl Display, value: &str, bytes_max: usize) -> Result<()> {
     if value.is_empty() {
         return Err(invalid(format!("{field} must not be empty")));
     }
@@ -36,7 +38,7 @@ fn key(field: &str, value: &str, bytes_max: usize) -> Result<()> {
     Ok(())
 }
 
-pub fn quantity(field: &str, value: u32) -> Result<()> {
+pub fn quantity(field: impl Display, value: u32) -> Result<()> {
     if value == 0 {
         return Err(invalid(format!("{field} must be greater than 0")));
     }
@@ -59,6 +61,15 @@ pub fn text(field: &str, value: &str, bytes_max: usize) -> Result<()> {
     Ok(())
 }
 
+/// `lines[i].field`, formatted only for an error message.
+struct LineField(usize, &'static str);
+
+impl Display for LineField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "lines[{}].{}", self.0, self.1)
+    }
+}
+
 /// Lines: 1..=LINES_PER_OP_MAX (0 allowed when `may_be_empty`), valid SKUs and quantities, each
 /// SKU once. Returns them sorted by SKU (payloads compare as sets).
 pub fn lines(lines: &[Line], may_be_empty: bool) -> Result<Vec<Line>> {
@@ -74,8 +85,8 @@ pub fn lines(lines: &[Line], may_be_empty: bool) -> Result<Vec<Line>> {
     }
     let mut seen = BTreeSet::new();
     for (i, line) in lines.iter().enumerate() {
-        sku(&format!("lines[{i}].sku"), &line.sku)?;
-        quantity(&format!("lines[{i}].quantity"), line.quantity)?;
+        key(LineField(i, "sku"), &line.sku, limits::SKU_BYTES_MAX)?;
+        quantity(LineField(i, "quantity"), line.quantity)?;
         if !seen.insert(line.sku.as_str()) {
             return Err(invalid(format!(
                 "lines[{i}].sku {} appears more than once",
