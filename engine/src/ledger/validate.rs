@@ -110,10 +110,12 @@ pub fn ttl_seconds(value: u32, default: u32) -> Result<u32> {
 }
 
 /// Checks an op and returns its normal form.
-pub fn op(op: Op, ttl_default_seconds: u32, payment_timeout_default_seconds: u32) -> Result<Op> {
-    if let Some(checked) = order_op(&op, payment_timeout_default_seconds) {
-        return checked;
-    }
+pub fn op(
+    mut op: Op,
+    ttl_default_seconds: u32,
+    payment_timeout_default_seconds: u32,
+) -> Result<Op> {
+    order_op(&mut op, payment_timeout_default_seconds)?;
     Ok(match op {
         Op::UpsertProduct {
             sku: s,
@@ -208,7 +210,8 @@ pub fn op(op: Op, ttl_default_seconds: u32, payment_timeout_default_seconds: u32
             id("reservation_id", &reservation_id)?;
             Op::Release { reservation_id }
         }
-        other => unreachable!("{} is checked by order_op", other.name()),
+        // Checked and normalised by `order_op`.
+        order => order,
     })
 }
 
@@ -254,185 +257,129 @@ fn required(field: &str, value: &str, bytes_max: usize) -> Result<()> {
     text(field, value, bytes_max)
 }
 
-/// Checks an order-domain op and returns its normal form (`None`: not an order-domain op).
-pub fn order_op(op: &Op, payment_timeout_default_seconds: u32) -> Option<Result<Op>> {
-    let checked = || -> Result<Op> {
-        Ok(match op.clone() {
-            Op::UpsertCustomer {
-                customer_id,
-                name,
-                email: e,
-                phone: p,
-                address,
-                notify_email,
-                notify_sms,
-            } => {
-                id("customer_id", &customer_id)?;
-                required("name", &name, limits::NAME_BYTES_MAX)?;
-                email("email", &e)?;
-                if !p.is_empty() {
-                    phone("phone", &p)?;
-                } else if notify_sms {
-                    return Err(invalid("phone is required when notify_sms is set"));
-                }
-                text("address", &address, limits::ADDRESS_BYTES_MAX)?;
-                Op::UpsertCustomer {
-                    customer_id,
-                    name,
-                    email: e,
-                    phone: p,
-                    address,
-                    notify_email,
-                    notify_sms,
-                }
-            }
-            Op::CreateOrder {
-                order_id,
-                customer_id,
-                lines: l,
-                shipping_address,
-                payment_timeout_seconds,
-            } => {
-                id("order_id", &order_id)?;
-                id("customer_id", &customer_id)?;
-                let lines = lines(&l, false)?;
-                text(
-                    "shipping_address",
-                    &shipping_address,
-                    limits::ADDRESS_BYTES_MAX,
-                )?;
-                let timeout = ttl_seconds(payment_timeout_seconds, payment_timeout_default_seconds)
-                    .map_err(|_| {
-                        invalid(format!(
-                            "payment_timeout_seconds {payment_timeout_seconds} exceeds the maximum {} (7 days)",
-                            limits::TTL_SECONDS_MAX
-                        ))
-                    })?;
-                Op::CreateOrder {
-                    order_id,
-                    customer_id,
-                    lines,
-                    shipping_address,
-                    payment_timeout_seconds: timeout,
-                }
-            }
-            Op::ConfirmPayment {
-                order_id,
-                payment_id,
-                amount_cents,
-            } => {
-                id("order_id", &order_id)?;
-                id("payment_id", &payment_id)?;
-                if amount_cents < 0 {
-                    return Err(invalid(format!(
-                        "amount_cents {amount_cents} must not be negative"
-                    )));
-                }
-                Op::ConfirmPayment {
-                    order_id,
-                    payment_id,
-                    amount_cents,
-                }
-            }
-            Op::FailPayment {
-                order_id,
-                payment_id,
-                reason,
-            } => {
-                id("order_id", &order_id)?;
-                id("payment_id", &payment_id)?;
-                text("reason", &reason, limits::REASON_BYTES_MAX)?;
-                Op::FailPayment {
-                    order_id,
-                    payment_id,
-                    reason,
-                }
-            }
-            Op::ShipOrder {
-                order_id,
-                carrier,
-                tracking_number,
-            } => {
-                id("order_id", &order_id)?;
-                required("carrier", &carrier, limits::CARRIER_BYTES_MAX)?;
-                required(
-                    "tracking_number",
-                    &tracking_number,
-                    limits::TRACKING_NUMBER_BYTES_MAX,
-                )?;
-                Op::ShipOrder {
-                    order_id,
-                    carrier,
-                    tracking_number,
-                }
-            }
-            Op::DeliverOrder { order_id } => {
-                id("order_id", &order_id)?;
-                Op::DeliverOrder { order_id }
-            }
-            Op::CancelOrder { order_id, reason } => {
-                id("order_id", &order_id)?;
-                text("reason", &reason, limits::REASON_BYTES_MAX)?;
-                Op::CancelOrder { order_id, reason }
-            }
-            Op::RequestReturn {
-                return_id,
-                order_id,
-                lines: l,
-                reason,
-            } => {
-                id("return_id", &return_id)?;
-                id("order_id", &order_id)?;
-                text("reason", &reason, limits::REASON_BYTES_MAX)?;
-                Op::RequestReturn {
-                    return_id,
-                    order_id,
-                    lines: lines(&l, false)?,
-                    reason,
-                }
-            }
-            Op::ApproveReturn {
-                return_id,
-                refund_cents,
-                restock,
-            } => {
-                id("return_id", &return_id)?;
-                if refund_cents < 0 {
-                    return Err(invalid(format!(
-                        "refund_cents {refund_cents} must not be negative"
-                    )));
-                }
-                Op::ApproveReturn {
-                    return_id,
-                    refund_cents,
-                    restock,
-                }
-            }
-            Op::RejectReturn { return_id, reason } => {
-                id("return_id", &return_id)?;
-                text("reason", &reason, limits::REASON_BYTES_MAX)?;
-                Op::RejectReturn { return_id, reason }
-            }
-            Op::UpdatePurchaseOrder {
-                purchase_order_id,
-                status,
-            } => {
-                id("purchase_order_id", &purchase_order_id)?;
-                Op::UpdatePurchaseOrder {
-                    purchase_order_id,
-                    status,
-                }
-            }
-            _ => unreachable!("not an order-domain op"),
-        })
-    };
+/// Checks an order-domain op and puts it in its normal form (lines sorted, a 0 timeout made the
+/// default); any other op is left alone for [`op`].
+fn order_op(op: &mut Op, payment_timeout_default_seconds: u32) -> Result<()> {
     match op {
+        Op::UpsertCustomer {
+            customer_id,
+            name,
+            email: e,
+            phone: p,
+            address,
+            notify_sms,
+            ..
+        } => {
+            id("customer_id", customer_id)?;
+            required("name", name, limits::NAME_BYTES_MAX)?;
+            email("email", e)?;
+            if !p.is_empty() {
+                phone("phone", p)?;
+            } else if *notify_sms {
+                return Err(invalid("phone is required when notify_sms is set"));
+            }
+            text("address", address, limits::ADDRESS_BYTES_MAX)?;
+        }
+        Op::CreateOrder {
+            order_id,
+            customer_id,
+            lines: l,
+            shipping_address,
+            payment_timeout_seconds,
+        } => {
+            id("order_id", order_id)?;
+            id("customer_id", customer_id)?;
+            *l = lines(l, false)?;
+            text(
+                "shipping_address",
+                shipping_address,
+                limits::ADDRESS_BYTES_MAX,
+            )?;
+            let given = *payment_timeout_seconds;
+            *payment_timeout_seconds = ttl_seconds(given, payment_timeout_default_seconds)
+                .map_err(|_| {
+                    invalid(format!(
+                        "payment_timeout_seconds {given} exceeds the maximum {} (7 days)",
+                        limits::TTL_SECONDS_MAX
+                    ))
+                })?;
+        }
+        Op::ConfirmPayment {
+            order_id,
+            payment_id,
+            amount_cents,
+        } => {
+            id("order_id", order_id)?;
+            id("payment_id", payment_id)?;
+            if *amount_cents < 0 {
+                return Err(invalid(format!(
+                    "amount_cents {amount_cents} must not be negative"
+                )));
+            }
+        }
+        Op::FailPayment {
+            order_id,
+            payment_id,
+            reason,
+        } => {
+            id("order_id", order_id)?;
+            id("payment_id", payment_id)?;
+            text("reason", reason, limits::REASON_BYTES_MAX)?;
+        }
+        Op::ShipOrder {
+            order_id,
+            carrier,
+            tracking_number,
+        } => {
+            id("order_id", order_id)?;
+            required("carrier", carrier, limits::CARRIER_BYTES_MAX)?;
+            required(
+                "tracking_number",
+                tracking_number,
+                limits::TRACKING_NUMBER_BYTES_MAX,
+            )?;
+        }
+        Op::DeliverOrder { order_id } => id("order_id", order_id)?,
+        Op::CancelOrder { order_id, reason } => {
+            id("order_id", order_id)?;
+            text("reason", reason, limits::REASON_BYTES_MAX)?;
+        }
+        Op::RequestReturn {
+            return_id,
+            order_id,
+            lines: l,
+            reason,
+        } => {
+            id("return_id", return_id)?;
+            id("order_id", order_id)?;
+            text("reason", reason, limits::REASON_BYTES_MAX)?;
+            *l = lines(l, false)?;
+        }
+        Op::ApproveReturn {
+            return_id,
+            refund_cents,
+            ..
+        } => {
+            id("return_id", return_id)?;
+            if *refund_cents < 0 {
+                return Err(invalid(format!(
+                    "refund_cents {refund_cents} must not be negative"
+                )));
+            }
+        }
+        Op::RejectReturn { return_id, reason } => {
+            id("return_id", return_id)?;
+            text("reason", reason, limits::REASON_BYTES_MAX)?;
+        }
+        Op::UpdatePurchaseOrder {
+            purchase_order_id, ..
+        } => id("purchase_order_id", purchase_order_id)?,
         Op::UpsertProduct { .. }
         | Op::Receive { .. }
         | Op::Adjust { .. }
         | Op::Reserve { .. }
         | Op::Commit { .. }
-        | Op::Release { .. } => None,
-        _ => Some(checked()),
+        | Op::Release { .. } => {}
     }
+    Ok(())
 }
