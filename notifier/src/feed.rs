@@ -43,12 +43,10 @@ pub(crate) async fn follow(
             return;
         };
         loop {
-            let read = tokio::task::spawn_blocking(move || {
-                let batch = cursor.next_batch(limits::FEED_RECORDS_PER_READ);
-                (cursor, batch)
-            })
-            .await;
-            let Ok((returned, batch)) = read else { return };
+            let read = cursor.next_batch_async(limits::FEED_RECORDS_PER_READ).await;
+            let Some((returned, batch)) = read else {
+                return;
+            };
             cursor = returned;
             let batch = match batch {
                 Ok(batch) => batch,

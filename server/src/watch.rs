@@ -57,12 +57,12 @@ pub async fn follow<T>(
         return;
     };
     loop {
-        let read = tokio::task::spawn_blocking(move || {
-            let batch = cursor.next_batch(limits::WATCH_EVENTS_RECORDS_PER_READ);
-            (cursor, batch)
-        })
-        .await;
-        let Ok((returned, batch)) = read else { return };
+        let read = cursor
+            .next_batch_async(limits::WATCH_EVENTS_RECORDS_PER_READ)
+            .await;
+        let Some((returned, batch)) = read else {
+            return;
+        };
         cursor = returned;
         let batch = match batch {
             Ok(batch) => batch,

@@ -700,6 +700,20 @@ impl WalCursor {
         self.next_lsn
     }
 
+    /// [`WalCursor::next_batch`] on a blocking thread, for change-feed readers on an async
+    /// runtime (file reads must not stall its workers). `None` if the runtime is shutting down.
+    pub async fn next_batch_async(
+        mut self,
+        records_max: usize,
+    ) -> Option<(WalCursor, Result<Vec<(u64, Vec<u8>)>, WalError>)> {
+        tokio::task::spawn_blocking(move || {
+            let batch = self.next_batch(records_max);
+            (self, batch)
+        })
+        .await
+        .ok()
+    }
+
     /// Up to `records_max` durable records from the cursor on (fewer, or none, when caught up).
     pub fn next_batch(&mut self, records_max: usize) -> Result<Vec<(u64, Vec<u8>)>, WalError> {
         let durable = self.shared.durable_lsn.load(Ordering::Acquire);
