@@ -23,9 +23,14 @@ type Alerts = pb::alerts_client::AlertsClient<Channel>;
 /// Polls `check` (an expression, re-evaluated each round) until it holds or [`DEADLINE`].
 macro_rules! eventually {
     ($what:expr, $check:expr) => {{
-        let start = Instant::now();
+        let give_up_at = Instant::now() + DEADLINE;
         while !$check {
-            assert!(start.elapsed() < DEADLINE, "gave up waiting for: {}", $what);
+            if Instant::now() >= give_up_at {
+                panic!(
+                    "gave up waiting for: {} (a hang guard: {DEADLINE:?})",
+                    $what
+                );
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }};
