@@ -51,10 +51,13 @@ impl Table {
         let mut cols: Vec<String> = self
             .columns
             .iter()
-            .map(|(n, t)| format!("{n} {}", t.sql()))
+            .map(|(n, t)| format!("{} {}", ident(n), t.sql()))
             .collect();
         if self.is_entity() {
-            cols.push(format!("PRIMARY KEY ({})", self.key.join(", ")));
+            cols.push(format!(
+                "PRIMARY KEY ({})",
+                idents(self.key.iter().copied())
+            ));
         }
         format!(
             "CREATE TABLE IF NOT EXISTS {} ({})",
@@ -304,6 +307,26 @@ pub fn data_tables() -> impl Iterator<Item = &'static Table> {
 /// `$n::TYPE` in PostgreSQL (which cannot infer types in a SELECT list).
 pub type Placeholder = fn(usize, Type) -> String;
 
+/// A column name as it goes into generated SQL: double-quoted, because API.md's column names
+/// include words the stores' parsers reserve (`at` is a keyword in DuckDB). Users write
+/// `"at"` the same way in their own queries.
+pub fn ident(column: &str) -> String {
+    debug_assert!(
+        column
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    );
+    format!("\"{column}\"")
+}
+
+fn idents<'a>(columns: impl IntoIterator<Item = &'a str>) -> String {
+    columns
+        .into_iter()
+        .map(ident)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn placeholders(t: &Table, placeholder: Placeholder) -> Vec<String> {
     t.columns
         .iter()
@@ -318,7 +341,7 @@ pub fn upsert_sql(t: &Table, placeholder: Placeholder) -> String {
     let sets: Vec<String> = cols
         .iter()
         .filter(|c| !t.key.contains(c) && !t.insert_only.contains(c))
-        .map(|c| format!("{c} = excluded.{c}"))
+        .map(|c| format!("{0} = excluded.{0}", ident(c)))
         .collect();
     let guard = if t.column_names().any(|c| c == "stamp") {
         format!(" WHERE {}.stamp < excluded.stamp", t.name)
@@ -328,9 +351,9 @@ pub fn upsert_sql(t: &Table, placeholder: Placeholder) -> String {
     format!(
         "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}{guard}",
         t.name,
-        cols.join(", "),
+        idents(cols),
         values.join(", "),
-        t.key.join(", "),
+        idents(t.key.iter().copied()),
         sets.join(", ")
     )
 }
@@ -346,13 +369,13 @@ pub fn insert_missing_sql(t: &Table, placeholder: Placeholder) -> String {
         .enumerate()
         .map(|(i, c)| {
             let ty = t.columns[column_index(t, c)].1;
-            format!("{c} = {}", placeholder(n + i + 1, ty))
+            format!("{} = {}", ident(c), placeholder(n + i + 1, ty))
         })
         .collect();
     format!(
         "INSERT INTO {} ({}) SELECT {} WHERE NOT EXISTS (SELECT 1 FROM {} WHERE {})",
         t.name,
-        cols.join(", "),
+        idents(cols),
         values.join(", "),
         t.name,
         same.join(" AND ")

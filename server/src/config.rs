@@ -31,10 +31,39 @@ pub struct Config {
     pub alerts: AlertSettings,
     pub notifier: NotifierSettings,
     pub tls: TlsSettings,
+    pub exporter: ExporterSettings,
     /// Bearer tokens, stored as SHA-256 hashes, each with a role.
     pub tokens: Vec<TokenEntry>,
     /// Role × RPC matrix. A role given here replaces that role's default; others keep theirs.
     pub roles: BTreeMap<String, RoleRule>,
+}
+
+/// The exporter (change feed → analytical store) and the Reports service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExporterSettings {
+    /// Run the exporter inside the server (Reports answer FAILED_PRECONDITION without it).
+    pub enabled: bool,
+    /// `duckdb` (an embedded file, the default) or `postgres` (a server at `postgres_url`).
+    pub store: String,
+    /// The DuckDB file; relative paths are inside `data_dir`.
+    pub path: PathBuf,
+    /// `postgresql://user@host:port/db` (libpq key=value strings work too), for `store = "postgres"`.
+    pub postgres_url: String,
+    /// WAL records per store transaction.
+    pub batch_records: usize,
+}
+
+impl Default for ExporterSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            store: "duckdb".into(),
+            path: PathBuf::from("analytics.duckdb"),
+            postgres_url: String::new(),
+            batch_records: exporter::limits::BATCH_RECORDS_DEFAULT,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -231,6 +260,7 @@ impl Default for Config {
             alerts: AlertSettings::default(),
             notifier: NotifierSettings::default(),
             tls: TlsSettings::default(),
+            exporter: ExporterSettings::default(),
             tokens: Vec::new(),
             roles: BTreeMap::new(),
         }
@@ -494,6 +524,14 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "INVENTORY_REQUEST_TIMEOUT_SECONDS",
         "limits.request_timeout_seconds",
     ),
+    (
+        "INVENTORY_EXPORTER_ENABLED",
+        "exporter.enabled (true/false)",
+    ),
+    ("INVENTORY_EXPORTER_STORE", "exporter.store"),
+    ("INVENTORY_EXPORTER_PATH", "exporter.path"),
+    ("INVENTORY_EXPORTER_POSTGRES_URL", "exporter.postgres_url"),
+    ("INVENTORY_EXPORTER_BATCH_RECORDS", "exporter.batch_records"),
     ("INVENTORY_TLS_CERT", "tls.cert"),
     ("INVENTORY_TLS_KEY", "tls.key"),
     ("INVENTORY_TLS_CLIENT_CA", "tls.client_ca"),
@@ -677,6 +715,20 @@ impl Config {
             "INVENTORY_REQUEST_TIMEOUT_SECONDS",
             self.limits.request_timeout_seconds
         );
+        set!("INVENTORY_EXPORTER_ENABLED", self.exporter.enabled);
+        if let Some(v) = get("INVENTORY_EXPORTER_STORE") {
+            self.exporter.store = v;
+        }
+        if let Some(v) = get("INVENTORY_EXPORTER_PATH") {
+            self.exporter.path = PathBuf::from(v);
+        }
+        if let Some(v) = get("INVENTORY_EXPORTER_POSTGRES_URL") {
+            self.exporter.postgres_url = v;
+        }
+        set!(
+            "INVENTORY_EXPORTER_BATCH_RECORDS",
+            self.exporter.batch_records
+        );
         if let Some(v) = get("INVENTORY_TLS_CERT") {
             self.tls.cert = Some(PathBuf::from(v));
         }
@@ -733,6 +785,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         self.sync_mode()?;
         self.notifier_config()?;
+        self.exporter_config()?;
         self.recovery_mode()?;
         if self.engine.shards > engine::limits::SHARDS_MAX {
             return Err(format!(
@@ -916,6 +969,40 @@ impl Config {
             });
         }
         Ok(c)
+    }
+
+    /// The exporter configuration these settings describe (`None` when disabled).
+    pub fn exporter_config(&self) -> Result<Option<exporter::ExporterConfig>, String> {
+        let e = &self.exporter;
+        if e.batch_records == 0 || e.batch_records > exporter::limits::BATCH_RECORDS_MAX {
+            return Err(format!(
+                "exporter.batch_records = {} must be 1..={}",
+                e.batch_records,
+                exporter::limits::BATCH_RECORDS_MAX
+            ));
+        }
+        let store = match e.store.as_str() {
+            "duckdb" => exporter::StoreConfig::DuckDb {
+                path: self.data_dir.join(&e.path),
+            },
+            "postgres" if e.postgres_url.is_empty() => {
+                return Err(
+                    "exporter.postgres_url must be set when exporter.store = \"postgres\"".into(),
+                );
+            }
+            "postgres" => exporter::StoreConfig::Postgres {
+                url: e.postgres_url.clone(),
+            },
+            other => {
+                return Err(format!(
+                    "exporter.store = {other:?}: expected \"duckdb\" or \"postgres\""
+                ));
+            }
+        };
+        Ok(e.enabled.then_some(exporter::ExporterConfig {
+            store,
+            batch_records: e.batch_records,
+        }))
     }
 
     pub fn request_timeout(&self) -> Duration {

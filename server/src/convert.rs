@@ -19,6 +19,30 @@ pub fn status(err: EngineError) -> Status {
     }
 }
 
+/// The one mapping of exporter and report errors to gRPC status codes.
+pub fn export_status(err: exporter::Error) -> Status {
+    use exporter::Error as E;
+    match err {
+        E::UnknownReport(_) => Status::not_found(err.to_string()),
+        E::InvalidArgument(m) => Status::invalid_argument(m),
+        E::ResourceExhausted(m) => Status::resource_exhausted(m),
+        e @ (E::Store(_) | E::Feed(_)) => Status::unavailable(e.to_string()),
+    }
+}
+
+/// A normalised result table on the wire.
+pub fn report_result(t: exporter::ResultTable, export_lsn: u64) -> pb::ReportResult {
+    pb::ReportResult {
+        columns: t.columns,
+        rows: t
+            .rows
+            .into_iter()
+            .map(|values| pb::Row { values })
+            .collect(),
+        export_lsn,
+    }
+}
+
 pub fn batch_error(status: &Status) -> pb::BatchError {
     pb::BatchError {
         code: status.code() as i32,

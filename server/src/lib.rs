@@ -132,7 +132,23 @@ pub async fn run(
     use pb::orders_server::OrdersServer;
     use pb::reports_server::ReportsServer;
 
+    // The exporter follows the feed on its own thread from here (recovery is done). A store that
+    // cannot be opened is retried there, logged, and Reports answer UNAVAILABLE meanwhile.
+    let exporter = match config.exporter_config()? {
+        Some(c) => {
+            let (e, s, c) = (engine.clone(), snapshotter.clone(), c);
+            let started = tokio::task::spawn_blocking(move || exporter::Exporter::start(c, e, s))
+                .await
+                .map_err(|e| format!("exporter: {e}"))?
+                .map_err(|e| format!("exporter: {e}"))?;
+            Some(Arc::new(started))
+        }
+        None => None,
+    };
     let metrics = Arc::new(metrics::Metrics::new());
+    if let Some(e) = &exporter {
+        metrics.watch_exporter(e.clone());
+    }
     let auth = auth::Auth::new(config)?;
     let gate = gate::GateLayer::new(gate::GateConfig {
         auth,
@@ -151,6 +167,7 @@ pub async fn run(
         engine.clone(),
         snapshotter.clone(),
         notifier.clone(),
+        exporter.clone(),
     ))
     .max_decoding_message_size(max);
     let orders = OrdersServer::new(service::OrdersService::new(engine.clone()))
@@ -160,7 +177,8 @@ pub async fn run(
         notifier.clone(),
     ))
     .max_decoding_message_size(max);
-    let reports = ReportsServer::new(service::Pending).max_decoding_message_size(max);
+    let reports = ReportsServer::new(service::ReportsService::new(exporter.clone()))
+        .max_decoding_message_size(max);
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -246,6 +264,11 @@ pub async fn run(
     };
     metrics_task.abort();
     let _ = metrics_task.await;
+    if let Some(exporter) = exporter {
+        // The batch in progress commits (or not) before the engine stops; either way the
+        // store's cursor says where the next start resumes.
+        let _ = tokio::task::spawn_blocking(move || exporter.stop()).await;
+    }
     if let Some(task) = notifier_task {
         // Stopped by the same signal; everything it did is already in its outbox, so a send
         // still hanging (at most limits::SEND_TIMEOUT_MILLIS) is simply abandoned after the drain.

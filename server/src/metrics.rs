@@ -76,6 +76,7 @@ pub struct Metrics {
     started: Instant,
     /// Set once the notifier runs: its delivery metrics are appended.
     notifier: std::sync::OnceLock<Arc<notifier::Notifier>>,
+    exporter: std::sync::OnceLock<std::sync::Arc<exporter::Exporter>>,
 }
 
 impl Metrics {
@@ -115,6 +116,7 @@ impl Metrics {
             connections_refused: AtomicU64::new(0),
             started: Instant::now(),
             notifier: std::sync::OnceLock::new(),
+            exporter: std::sync::OnceLock::new(),
         }
     }
 
@@ -146,6 +148,11 @@ impl Metrics {
     }
 
     /// The text exposition of every metric.
+    /// Adds the exporter's figures to the output (once, at start).
+    pub fn watch_exporter(&self, exporter: std::sync::Arc<exporter::Exporter>) {
+        let _ = self.exporter.set(exporter);
+    }
+
     pub fn render(&self, engine: &Engine, snapshotter: &Snapshotter) -> String {
         let mut out = String::with_capacity(16 << 10);
         out.push_str(
@@ -289,6 +296,46 @@ impl Metrics {
             "Size of the last snapshot file.",
             snapshotter.stats().last_bytes.to_string(),
         );
+        if let Some(exporter) = self.exporter.get() {
+            let e = exporter.stats();
+            let durable = engine.stats().durable_lsn;
+            metric(
+                "inventory_export_lsn",
+                "gauge",
+                "Highest LSN fully written to the analytical store.",
+                e.export_lsn.to_string(),
+            );
+            metric(
+                "inventory_export_lag_records",
+                "gauge",
+                "Durable WAL records not yet in the analytical store (durable_lsn - export_lsn).",
+                durable.saturating_sub(e.export_lsn).to_string(),
+            );
+            metric(
+                "inventory_export_records_total",
+                "counter",
+                "WAL records written to the analytical store.",
+                e.records_total.to_string(),
+            );
+            metric(
+                "inventory_export_rows_total",
+                "counter",
+                "Row changes (inserts, upserts, updates) written to the analytical store.",
+                e.rows_total.to_string(),
+            );
+            metric(
+                "inventory_export_rebuilds_total",
+                "counter",
+                "Times the analytical store was rebuilt from a snapshot.",
+                e.rebuilds_total.to_string(),
+            );
+            metric(
+                "inventory_export_failures_total",
+                "counter",
+                "Exporter failures (each retried from the store's cursor).",
+                e.failures_total.to_string(),
+            );
+        }
         metric(
             "inventory_connections_open",
             "gauge",

@@ -1,6 +1,6 @@
 //! The gRPC services: Inventory, Orders and Alerts on the engine (Alerts' notification RPCs on
-//! the notifier's outbox), Admin on the engine, the snapshotter and the notifier; Reports
-//! answers UNIMPLEMENTED (naming the issue that implements it) until its issue lands.
+//! the notifier's outbox), Admin on the engine, the snapshotter, the exporter and the notifier;
+//! Reports on the exporter's analytical store.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -250,6 +250,7 @@ pub struct AdminService {
     engine: Arc<Engine>,
     snapshotter: Arc<Snapshotter>,
     notifier: Option<Arc<notifier::Notifier>>,
+    exporter: Option<Arc<exporter::Exporter>>,
     /// One on-demand snapshot at a time holds a blocking thread; later calls wait here
     /// (asynchronously) and then take their own.
     taking: Arc<tokio::sync::Mutex<()>>,
@@ -261,11 +262,13 @@ impl AdminService {
         engine: Arc<Engine>,
         snapshotter: Arc<Snapshotter>,
         notifier: Option<Arc<notifier::Notifier>>,
+        exporter: Option<Arc<exporter::Exporter>>,
     ) -> Self {
         Self {
             engine,
             snapshotter,
             notifier,
+            exporter,
             taking: Arc::new(tokio::sync::Mutex::new(())),
             started: Instant::now(),
         }
@@ -283,8 +286,7 @@ impl pb::admin_server::Admin for AdminService {
             last_lsn: s.last_lsn,
             durable_lsn: s.durable_lsn,
             snapshot_lsn: self.snapshotter.snapshot_lsn(),
-            // Until the exporter (#6) exists: 0 = none.
-            export_lsn: 0,
+            export_lsn: self.exporter.as_ref().map_or(0, |e| e.export_lsn()),
             notify_lsn: self.notifier.as_ref().map_or(0, |n| n.handled_lsn()),
             wal_bytes: s.wal_bytes,
             skus: s.skus,
@@ -322,37 +324,79 @@ impl pb::admin_server::Admin for AdminService {
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-fn todo(rpc: &str, issue: &str) -> Status {
-    Status::unimplemented(format!(
-        "{rpc} is not implemented yet: it arrives with {issue}"
-    ))
+/// `Reports`: the named reports and read-only `Query` on the exporter's store. Each runs on a
+/// blocking thread (the stores' clients block). Without an exporter (`[exporter] enabled =
+/// false`) every call is FAILED_PRECONDITION.
+#[derive(Clone)]
+pub struct ReportsService {
+    exporter: Option<Arc<exporter::Exporter>>,
 }
 
-const REPORTS: &str = "the exporter and reports issue (#6)";
+impl ReportsService {
+    pub fn new(exporter: Option<Arc<exporter::Exporter>>) -> Self {
+        Self { exporter }
+    }
 
-/// Reports until its issue lands: UNIMPLEMENTED.
-#[derive(Clone, Default)]
-pub struct Pending;
+    async fn on_store<F>(&self, f: F) -> Result<Response<pb::ReportResult>, Status>
+    where
+        F: FnOnce(&dyn exporter::Reader) -> exporter::Result<exporter::ResultTable>
+            + Send
+            + 'static,
+    {
+        let Some(exporter) = self.exporter.clone() else {
+            return Err(Status::failed_precondition(
+                "the exporter is disabled ([exporter] enabled = false): no analytical store",
+            ));
+        };
+        // Read the LSN first: the result holds at least everything up to it.
+        let export_lsn = exporter.export_lsn();
+        let reader = exporter.reader().map_err(convert::export_status)?;
+        let table = tokio::task::spawn_blocking(move || f(reader.as_ref()))
+            .await
+            .map_err(|e| Status::internal(format!("report task failed: {e}")))?
+            .map_err(convert::export_status)?;
+        Ok(Response::new(convert::report_result(table, export_lsn)))
+    }
+}
 
 #[tonic::async_trait]
-impl pb::reports_server::Reports for Pending {
+impl pb::reports_server::Reports for ReportsService {
     async fn list_reports(
         &self,
         _: Request<pb::ListReportsRequest>,
     ) -> Result<Response<pb::ListReportsResponse>, Status> {
-        Err(todo("Reports/ListReports", REPORTS))
+        let reports = exporter::reports::catalogue()
+            .into_iter()
+            .map(|r| pb::ReportInfo {
+                name: r.name.to_string(),
+                description: r.description,
+                params: r.params,
+            })
+            .collect();
+        Ok(Response::new(pb::ListReportsResponse { reports }))
     }
+
     async fn run_report(
         &self,
-        _: Request<pb::RunReportRequest>,
+        req: Request<pb::RunReportRequest>,
     ) -> Result<Response<pb::ReportResult>, Status> {
-        Err(todo("Reports/RunReport", REPORTS))
+        let req = req.into_inner();
+        // Unknown names and bad params are answered without touching the store.
+        let report = exporter::reports::find(&req.name).map_err(convert::export_status)?;
+        let params: std::collections::BTreeMap<String, String> = req.params.into_iter().collect();
+        exporter::reports::render(&report, &params).map_err(convert::export_status)?;
+        self.on_store(move |reader| exporter::reports::run(reader, &req.name, &params))
+            .await
     }
+
     async fn query(
         &self,
-        _: Request<pb::QueryRequest>,
+        req: Request<pb::QueryRequest>,
     ) -> Result<Response<pb::ReportResult>, Status> {
-        Err(todo("Reports/Query", REPORTS))
+        let sql = req.into_inner().sql;
+        exporter::guard::check_read_only(&sql).map_err(convert::export_status)?;
+        self.on_store(move |reader| exporter::reports::query(reader, &sql))
+            .await
     }
 }
 

@@ -287,7 +287,10 @@ impl Reader for DuckReader {
 }
 
 fn read(conn: &Connection, sql: &str) -> Result<ResultTable> {
-    let mut stmt = conn.prepare(sql)?;
+    // As a subquery it is one statement by construction: duckdb-rs's `prepare` would run every
+    // statement before the last (`SELECT 1; COMMIT; DELETE …` would commit). The newlines keep
+    // a trailing `--` comment from swallowing the closing parenthesis.
+    let mut stmt = conn.prepare(&format!("SELECT * FROM (\n{sql}\n) AS query_result"))?;
     let mut rows = stmt.query([])?;
     let columns = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
     let mut out = ResultTable {

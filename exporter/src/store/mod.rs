@@ -54,15 +54,15 @@ pub fn update_sql(t: &Table, set: &[(&'static str, Set)], placeholder: Placehold
     let mut sets: Vec<String> = set
         .iter()
         .map(|(c, s)| match s {
-            Set::To(_) => format!("{c} = {}", next(ty(c))),
-            Set::Add(_) => format!("{c} = {c} + {}", next(ty(c))),
+            Set::To(_) => format!("{} = {}", schema::ident(c), next(ty(c))),
+            Set::Add(_) => format!("{0} = {0} + {1}", schema::ident(c), next(ty(c))),
         })
         .collect();
     sets.push(format!("stamp = {}", next(schema::Type::Int)));
     let keys: Vec<String> = t
         .key
         .iter()
-        .map(|k| format!("{k} = {}", next(ty(k))))
+        .map(|k| format!("{} = {}", schema::ident(k), next(ty(k))))
         .collect();
     let stamp = next(schema::Type::Int);
     format!(

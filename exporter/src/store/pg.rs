@@ -52,7 +52,14 @@ pub struct PgStore {
 
 pub struct PgReader {
     client: Mutex<Client>,
+    /// The role every read runs as (`SET LOCAL ROLE`), when the store could set it up.
+    role: Option<&'static str>,
 }
+
+/// A role that may only read the exporter's tables: `Query` runs as it, so that even a
+/// superuser connection URL cannot write server files (`COPY … TO '/file'`) or read other
+/// tables through `Query`.
+const REPORT_ROLE: &str = "inventory_reports";
 
 fn connect(url: &str) -> Result<Client> {
     Client::connect(url, NoTls).map_err(|e| Error::Store(format!("connecting to PostgreSQL: {e}")))
@@ -62,6 +69,15 @@ fn connect(url: &str) -> Result<Client> {
 pub fn open(url: &str) -> Result<(PgStore, PgReader)> {
     let mut client = connect(url)?;
     create_tables(&mut client)?;
+    let role = match create_report_role(&mut client) {
+        Ok(()) => Some(REPORT_ROLE),
+        Err(e) => {
+            // A role without CREATEROLE: reads run with its own privileges (SERVER.md asks for
+            // one without superuser or pg_write_server_files).
+            tracing::warn!(error = %e, "exporter: cannot set up the {REPORT_ROLE} role; Query runs as the configured role");
+            None
+        }
+    };
     let reader = connect(url)?;
     Ok((
         PgStore {
@@ -70,6 +86,7 @@ pub fn open(url: &str) -> Result<(PgStore, PgReader)> {
         },
         PgReader {
             client: Mutex::new(reader),
+            role,
         },
     ))
 }
@@ -78,7 +95,38 @@ fn create_tables(client: &mut Client) -> Result<()> {
     for t in TABLES {
         client.batch_execute(&t.create_sql())?;
     }
+    grant_reads(client);
     Ok(())
+}
+
+fn create_report_role(client: &mut Client) -> Result<()> {
+    client.batch_execute(&format!(
+        "DO $$ BEGIN \
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{REPORT_ROLE}') THEN \
+             CREATE ROLE {REPORT_ROLE} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE; \
+           END IF; \
+         END $$; \
+         GRANT {REPORT_ROLE} TO CURRENT_USER;"
+    ))?;
+    grant_reads(client);
+    Ok(())
+}
+
+/// SELECT on the exporter's tables for the report role (again after a reset recreates them).
+fn grant_reads(client: &mut Client) {
+    let tables: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
+    let grant = format!(
+        "DO $$ BEGIN \
+           IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{REPORT_ROLE}') THEN \
+             EXECUTE 'GRANT USAGE ON SCHEMA ' || quote_ident(current_schema()) || ' TO {REPORT_ROLE}'; \
+             GRANT SELECT ON {} TO {REPORT_ROLE}; \
+           END IF; \
+         END $$;",
+        tables.join(", ")
+    );
+    if let Err(e) = client.batch_execute(&grant) {
+        tracing::warn!(error = %e, "exporter: cannot grant reads to {REPORT_ROLE}");
+    }
 }
 
 impl Store for PgStore {
@@ -215,7 +263,7 @@ impl Store for PgStore {
             }
         }
         for (table, text) in copies {
-            let cols: Vec<&str> = table.column_names().collect();
+            let cols: Vec<String> = table.column_names().map(schema::ident).collect();
             let mut writer = tx.copy_in(&format!(
                 "COPY {} ({}) FROM STDIN",
                 table.name,
@@ -248,11 +296,17 @@ fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
 impl Reader for PgReader {
     fn select(&self, sql: &str) -> Result<ResultTable> {
         let mut client = self.client.lock();
+        let role = self
+            .role
+            .map_or(String::new(), |r| format!("; SET LOCAL ROLE {r}"));
         client.batch_execute(&format!(
-            "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
+            "BEGIN READ ONLY; SET LOCAL statement_timeout = {}{role}",
             limits::QUERY_TIME_MILLIS
         ))?;
-        let result = client.simple_query(sql);
+        // Preparing it first makes it one statement by construction (the simple protocol
+        // below would run `SELECT 1; COMMIT; DELETE …` as three); the rows are then read as
+        // text through the simple protocol.
+        let result = client.prepare(sql).and_then(|_| client.simple_query(sql));
         // Whatever the statement was, nothing it did is kept.
         let _ = client.batch_execute("ROLLBACK");
         let messages = result.map_err(|e| {

@@ -1,6 +1,7 @@
 //! `invctl`: the command-line client of `inventoryd`. See `invctl --help` and `docs/SERVER.md`.
 
 mod orders;
+mod reports;
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -151,6 +152,24 @@ enum Cmd {
     Status,
     /// Take a snapshot now (Admin/Snapshot).
     Snapshot,
+    /// List the named reports with their params (Reports/ListReports).
+    Reports,
+    /// Run a named report (Reports/RunReport), e.g. `report monthly_sales --param from=2026-01-01`.
+    /// With `--db FILE` it runs straight on a DuckDB file (while the server is stopped).
+    Report {
+        name: String,
+        /// A param as KEY=VALUE (repeatable): from, to (YYYY-MM-DD), limit, period, max_units.
+        #[arg(long = "param", value_name = "KEY=VALUE", value_parser = reports::parse_param)]
+        params: Vec<(String, String)>,
+        #[command(flatten)]
+        out: reports::ResultArgs,
+    },
+    /// Run read-only SQL on the analytical store (Reports/Query); `--db FILE` as for `report`.
+    Query {
+        sql: String,
+        #[command(flatten)]
+        out: reports::ResultArgs,
+    },
     /// The notifier's outbox (Alerts/ListNotifications), or `notifications retry ID`.
     #[command(args_conflicts_with_subcommands = true)]
     Notifications(NotificationsArgs),
@@ -351,6 +370,10 @@ impl Client {
         req.metadata_mut().remove("grpc-timeout");
         req
     }
+    fn reports(&self) -> pb::reports_client::ReportsClient<Channel> {
+        pb::reports_client::ReportsClient::new(self.channel.clone())
+            .max_decoding_message_size(256 << 20)
+    }
     fn admin(&self) -> pb::admin_client::AdminClient<Channel> {
         pb::admin_client::AdminClient::new(self.channel.clone())
     }
@@ -440,7 +463,26 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
     {
         return Err(usage("stock: give a SKU, or `stock list`"));
     }
+    let report = match &cli.command {
+        Cmd::Report { name, params, out } => Some((
+            reports::Run::Report {
+                name: name.clone(),
+                params: params.clone(),
+            },
+            out,
+        )),
+        Cmd::Query { sql, out } => Some((reports::Run::Query { sql: sql.clone() }, out)),
+        _ => None,
+    };
+    if let Some((run, out)) = &report
+        && let Some(done) = reports::run_on_file(run, out, json_out)
+    {
+        return done;
+    }
     let client = connect(&cli).await?;
+    if let Some((run, out)) = report {
+        return reports::run_on_server(&client, run, out, json_out).await;
+    }
     let mut inv = client.inventory();
     let out: Value = match cli.command {
         Cmd::Product(ProductCmd::Upsert {
@@ -674,6 +716,8 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             }
             doc
         }
+        Cmd::Reports => reports::list(&client, json_out).await?,
+        Cmd::Report { .. } | Cmd::Query { .. } => unreachable!("split off above"),
         Cmd::Snapshot => {
             let s = client
                 .admin()
