@@ -185,15 +185,23 @@ async fn reports_service_errors_query_refusals_and_the_db_file() {
     let mut server = Server::start(&data, Opts::default());
     let mut r = reports(&server).await;
 
-    // An empty store: empty tables, not errors.
-    let empty = r
-        .run_report(pb::RunReportRequest {
-            name: "monthly_sales".into(),
-            params: Default::default(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    // An empty store: empty tables, not errors (UNAVAILABLE only until the exporter has opened it).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let empty = loop {
+        match r
+            .run_report(pb::RunReportRequest {
+                name: "monthly_sales".into(),
+                params: Default::default(),
+            })
+            .await
+        {
+            Ok(t) => break t.into_inner(),
+            Err(e) if e.code() == Code::Unavailable && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    };
     assert_eq!(empty.columns, ["month", "sku", "units", "revenue_cents"]);
     assert!(empty.rows.is_empty());
 
