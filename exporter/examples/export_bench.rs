@@ -49,7 +49,7 @@ fn submit(engine: &Engine, worker: usize, rate: f64, stop: &AtomicBool) -> u64 {
         while done < due {
             let n = done / 2;
             let id = format!("w{worker}-{n}");
-            let op = if done % 2 == 0 {
+            let op = if done.is_multiple_of(2) {
                 Op::Reserve {
                     reservation_id: id,
                     lines: vec![Line::new(sku(worker * 7919 + n as usize), 1)],
