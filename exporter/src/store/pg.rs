@@ -95,7 +95,6 @@ fn create_tables(client: &mut Client) -> Result<()> {
     for t in TABLES {
         client.batch_execute(&t.create_sql())?;
     }
-    grant_reads(client);
     Ok(())
 }
 
@@ -112,7 +111,8 @@ fn create_report_role(client: &mut Client) -> Result<()> {
     Ok(())
 }
 
-/// SELECT on the exporter's tables for the report role (again after a reset recreates them).
+/// SELECT on the exporter's tables for the report role, if it exists (at open, and after a
+/// reset recreates the tables).
 fn grant_reads(client: &mut Client) {
     let tables: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
     let grant = format!(
@@ -180,7 +180,10 @@ impl Store for PgStore {
                 .batch_execute(&format!("DROP TABLE IF EXISTS {}", t.name))?;
         }
         self.statements.clear();
-        create_tables(&mut self.client)
+        create_tables(&mut self.client)?;
+        // New tables: the report role's grants went with the old ones.
+        grant_reads(&mut self.client);
+        Ok(())
     }
 
     fn apply(&mut self, changes: &[Change], cursor: Cursor, dedupe: bool) -> Result<()> {
