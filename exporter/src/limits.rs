@@ -1,9 +1,12 @@
 //! Every bound the exporter and the reports enforce, in one place. Units are last in names.
 
 /// WAL records read and written to the store in one transaction (the default of
-/// `[exporter] batch_records`): big enough that the per-transaction cost (fsync of the store,
-/// cursor row) is amortised, small enough that one batch's rows fit comfortably in memory.
-pub const BATCH_RECORDS_DEFAULT: usize = 4_096;
+/// `[exporter] batch_records`): a DuckDB batch has a fixed cost of some tens of milliseconds
+/// (planning, the staged upserts, commit), so at 100k ops/s a 4,096-record batch kept the
+/// exporter at 70k records/s while 16,384 keeps up (BENCHMARKS.md); when the exporter is caught
+/// up it takes what is there, so batches are small at low load. A batch's rows are in memory
+/// until it commits: some 200 bytes per row, a row or two per record line.
+pub const BATCH_RECORDS_DEFAULT: usize = 16_384;
 /// The largest `[exporter] batch_records` accepted.
 pub const BATCH_RECORDS_MAX: usize = 65_536;
 /// How long the exporter sleeps when it is caught up before looking at the feed again. The
@@ -11,6 +14,11 @@ pub const BATCH_RECORDS_MAX: usize = 65_536;
 pub const IDLE_POLL_MILLIS: u64 = 20;
 /// How long the exporter waits before retrying after the store failed.
 pub const RETRY_MILLIS: u64 = 1_000;
+/// Consecutive upserts of one table from which DuckDB gets them as one set-based statement
+/// (Appender into a staging table, then one `INSERT … SELECT … ON CONFLICT`) instead of one
+/// statement per row: each DuckDB statement costs about a millisecond of planning, and a
+/// batch touches up to one `stock_levels` row per SKU.
+pub const DUCKDB_STAGED_UPSERT_ROWS_MIN: usize = 16;
 /// Time limit of one ad-hoc `Query` (and of one report), in milliseconds.
 pub const QUERY_TIME_MILLIS: u64 = 30_000;
 /// Rows returned by one `Query` or report; more is an error (add a LIMIT), not a truncation.

@@ -319,7 +319,7 @@ pub fn ident(column: &str) -> String {
     format!("\"{column}\"")
 }
 
-fn idents<'a>(columns: impl IntoIterator<Item = &'a str>) -> String {
+pub fn idents<'a>(columns: impl IntoIterator<Item = &'a str>) -> String {
     columns
         .into_iter()
         .map(ident)
@@ -336,8 +336,16 @@ fn placeholders(t: &Table, placeholder: Placeholder) -> Vec<String> {
 }
 
 pub fn upsert_sql(t: &Table, placeholder: Placeholder) -> String {
+    upsert_rows_sql(
+        t,
+        &format!("VALUES ({})", placeholders(t, placeholder).join(", ")),
+    )
+}
+
+/// The upsert of [`upsert_sql`] with its rows from `rows` (`VALUES (…)`, or a `SELECT` of a
+/// staging table holding many rows, each key at most once).
+pub fn upsert_rows_sql(t: &Table, rows: &str) -> String {
     let cols: Vec<&str> = t.column_names().collect();
-    let values = placeholders(t, placeholder);
     let sets: Vec<String> = cols
         .iter()
         .filter(|c| !t.key.contains(c) && !t.insert_only.contains(c))
@@ -349,10 +357,9 @@ pub fn upsert_sql(t: &Table, placeholder: Placeholder) -> String {
         String::new()
     };
     format!(
-        "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}{guard}",
+        "INSERT INTO {} ({}) {rows} ON CONFLICT ({}) DO UPDATE SET {}{guard}",
         t.name,
         idents(cols),
-        values.join(", "),
         idents(t.key.iter().copied()),
         sets.join(", ")
     )

@@ -3,7 +3,7 @@
 
 /// A cell written to the store. Timestamps are milliseconds since the epoch; 0 means "not yet"
 /// and is written as NULL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Value {
     Null,
     Int(i64),

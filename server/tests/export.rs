@@ -31,24 +31,6 @@ async fn query(server: &Server, sql: &str) -> Result<pb::ReportResult, tonic::St
         .map(|r| r.into_inner())
 }
 
-/// Polls Admin.Status until export_lsn = durable_lsn (a caught-up exporter), deadline 120 s.
-async fn caught_up(server: &Server) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let s = server.status().await;
-        if s.export_lsn == s.durable_lsn {
-            return s.export_lsn;
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "export_lsn {} never reached durable_lsn {}",
-                s.export_lsn, s.durable_lsn
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 const CONFIG: &str = "[exporter]\nbatch_records = 8\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,7 +84,7 @@ async fn kill_9_during_export_then_restart_exports_every_change_once() {
     }
 
     let server = Server::start(&data, Opts::default().config(CONFIG));
-    let lsn = caught_up(&server).await;
+    let lsn = server.export_caught_up().await;
     assert!(lsn > 0);
     let mut inv = server.inventory().await;
     let engine: HashMap<String, pb::StockLevel> = inv
@@ -253,7 +235,7 @@ async fn reports_service_errors_query_refusals_and_the_db_file() {
     let mut inv = server.inventory().await;
     inv.upsert("A", 5).await.unwrap();
     inv.receive("r1", "A", 3).await.unwrap();
-    caught_up(&server).await;
+    server.export_caught_up().await;
     for sql in [
         "DELETE FROM products",
         "INSERT INTO products (sku) VALUES ('B')",

@@ -4,11 +4,13 @@
 //! with external access off and its configuration locked, so no statement can read or write
 //! other files, attach databases or change settings.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use duckdb::types::{TimeUnit, Value as Dv};
+use duckdb::ToSql;
+use duckdb::types::{TimeUnit, ToSqlOutput, Value as Dv, ValueRef};
 use duckdb::{Config, Connection, appender_params_from_iter, params_from_iter};
 use parking_lot::Mutex;
 
@@ -16,7 +18,7 @@ use crate::book::{Figures, StockBook};
 use crate::change::{Change, Set};
 use crate::error::{Error, Result};
 use crate::limits;
-use crate::schema::{self, META, TABLES, Type};
+use crate::schema::{self, META, TABLES, Table, Type};
 use crate::store::{Cursor, Reader, Store, cursor_rows, update_sql};
 use crate::table::{Cell, ResultTable, normalise};
 use crate::value::Value;
@@ -26,13 +28,16 @@ fn placeholder(_: usize, ty: Type) -> String {
     format!("CAST(? AS {})", ty.sql())
 }
 
-fn dv(v: &Value) -> Dv {
-    match v {
-        Value::Null => Dv::Null,
-        Value::Int(i) => Dv::BigInt(*i),
-        Value::Text(s) => Dv::Text(s.clone()),
-        Value::Bool(b) => Dv::Boolean(*b),
-        Value::Ts(ms) => Dv::Timestamp(TimeUnit::Microsecond, (*ms as i64) * 1000),
+/// Borrowed, so that a batch's text cells reach DuckDB without being copied first.
+impl ToSql for Value {
+    fn to_sql(&self) -> duckdb::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Value::Null => ValueRef::Null,
+            Value::Int(i) => ValueRef::BigInt(*i),
+            Value::Text(s) => ValueRef::Text(s.as_bytes()),
+            Value::Bool(b) => ValueRef::Boolean(*b),
+            Value::Ts(ms) => ValueRef::Timestamp(TimeUnit::Microsecond, (*ms as i64) * 1000),
+        }))
     }
 }
 
@@ -73,7 +78,20 @@ fn create_tables(conn: &Connection) -> Result<()> {
     for t in TABLES {
         conn.execute_batch(&t.create_sql())?;
     }
+    // The staging tables of `upsert_staged`: temporary (this connection's, never in the
+    // file), made once here rather than in every batch.
+    for t in TABLES.iter().filter(|t| t.is_entity()) {
+        conn.execute_batch(&format!(
+            "CREATE TEMP TABLE IF NOT EXISTS {} AS SELECT * FROM main.{} LIMIT 0",
+            staging(t),
+            t.name
+        ))?;
+    }
     Ok(())
+}
+
+fn staging(t: &Table) -> String {
+    format!("staging_{}", t.name)
 }
 
 impl Store for DuckStore {
@@ -156,11 +174,20 @@ fn apply_in_transaction(
     // Fact tables are append-only and never read while a batch is applied, so their rows can
     // wait in the Appender until the end of the batch.
     let mut appenders: Vec<(&'static str, duckdb::Appender<'_>)> = Vec::new();
-    for change in changes {
+    let mut next = 0;
+    while next < changes.len() {
+        let change = &changes[next];
+        next += 1;
         match change {
             Change::Upsert { table, row } => {
-                let mut stmt = conn.prepare_cached(&schema::upsert_sql(table, placeholder))?;
-                stmt.execute(params_from_iter(row.iter().map(dv)))?;
+                let run = upsert_run(table, &changes[next - 1..]);
+                if run.len() >= limits::DUCKDB_STAGED_UPSERT_ROWS_MIN {
+                    upsert_staged(conn, table, &run)?;
+                    next += run.len() - 1;
+                } else {
+                    let mut stmt = conn.prepare_cached(&schema::upsert_sql(table, placeholder))?;
+                    stmt.execute(params_from_iter(row.iter()))?;
+                }
             }
             Change::Update {
                 table,
@@ -170,28 +197,36 @@ fn apply_in_transaction(
             } => {
                 let sql = update_sql(table, set, placeholder);
                 let mut stmt = conn.prepare_cached(&sql)?;
-                let stamp = Dv::BigInt(*stamp as i64);
-                let mut params: Vec<Dv> = set
+                let stamp = Value::Int(*stamp as i64);
+                // The increments as values, each beside its column.
+                let adds: Vec<Value> = set
                     .iter()
                     .map(|(_, s)| match s {
-                        Set::To(v) => dv(v),
-                        Set::Add(n) => Dv::BigInt(*n),
+                        Set::Add(n) => Value::Int(*n),
+                        Set::To(_) => Value::Null,
                     })
                     .collect();
-                params.push(stamp.clone());
-                params.extend(key.iter().map(dv));
-                params.push(stamp);
+                let params = set
+                    .iter()
+                    .zip(&adds)
+                    .map(|((_, s), add)| match s {
+                        Set::To(v) => v,
+                        Set::Add(_) => add,
+                    })
+                    .chain([&stamp])
+                    .chain(key)
+                    .chain([&stamp]);
                 stmt.execute(params_from_iter(params))?;
             }
             Change::Append { table, row } if dedupe => {
                 let sql = schema::insert_missing_sql(table, placeholder);
                 let mut stmt = conn.prepare_cached(&sql)?;
-                let mut params: Vec<Dv> = row.iter().map(dv).collect();
+                let mut params: Vec<&Value> = row.iter().collect();
                 params.extend(
                     table
                         .identity
                         .iter()
-                        .map(|c| dv(&row[schema::column_index(table, c)])),
+                        .map(|c| &row[schema::column_index(table, c)]),
                 );
                 stmt.execute(params_from_iter(params))?;
             }
@@ -205,7 +240,7 @@ fn apply_in_transaction(
                 };
                 appenders[at]
                     .1
-                    .append_row(appender_params_from_iter(row.iter().map(dv)))?;
+                    .append_row(appender_params_from_iter(row.iter()))?;
             }
         }
     }
@@ -219,6 +254,51 @@ fn apply_in_transaction(
     for (name, value) in cursor_rows(cursor) {
         stmt.execute(duckdb::params![name, value])?;
     }
+    Ok(())
+}
+
+/// The rows of the upserts of `table` at the start of `changes`, up to the first change of
+/// another kind or table, or the first key seen twice: keys are distinct in one statement, so
+/// the order of the rows inside it does not matter (each key's upserts stay in feed order).
+fn upsert_run<'c>(table: &Table, changes: &'c [Change]) -> Vec<&'c [Value]> {
+    let key_at: Vec<usize> = table
+        .key
+        .iter()
+        .map(|c| schema::column_index(table, c))
+        .collect();
+    let mut keys = HashSet::new();
+    let mut run = Vec::new();
+    for change in changes {
+        let Change::Upsert { table: t, row } = change else {
+            break;
+        };
+        let key: Vec<&Value> = key_at.iter().map(|&i| &row[i]).collect();
+        if t.name != table.name || !keys.insert(key) {
+            break;
+        }
+        run.push(row.as_slice());
+    }
+    run
+}
+
+/// Upserts `rows` (distinct keys) in one statement: the Appender fills a temporary staging
+/// table of the same columns (made by `create_tables`), emptied again before the transaction
+/// ends.
+fn upsert_staged(conn: &Connection, table: &Table, rows: &[&[Value]]) -> Result<()> {
+    let staging = staging(table);
+    {
+        let mut appender = conn.appender_to_catalog_and_db(&staging, "temp", "main")?;
+        for row in rows {
+            appender.append_row(appender_params_from_iter(row.iter()))?;
+        }
+        appender.flush()?;
+    }
+    let rows_sql = format!(
+        "SELECT {} FROM temp.main.{staging}",
+        schema::idents(table.column_names())
+    );
+    conn.execute(&schema::upsert_rows_sql(table, &rows_sql), [])?;
+    conn.execute(&format!("DELETE FROM temp.main.{staging}"), [])?;
     Ok(())
 }
 
@@ -311,4 +391,50 @@ fn read(conn: &Connection, sql: &str) -> Result<ResultTable> {
         out.rows.push(values);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{PRODUCTS, STOCK_LEVELS};
+
+    fn level(sku: &str, on_hand: i64) -> Change {
+        Change::Upsert {
+            table: &STOCK_LEVELS,
+            row: vec![
+                Value::text(sku),
+                Value::Int(on_hand),
+                Value::Int(0),
+                Value::Int(on_hand),
+                Value::Int(0),
+                Value::Ts(1),
+                Value::Int(on_hand),
+            ],
+        }
+    }
+
+    fn skus(run: &[&[Value]]) -> Vec<Value> {
+        run.iter().map(|row| row[0].clone()).collect()
+    }
+
+    #[test]
+    fn a_run_stops_at_a_repeated_key_and_at_another_table() {
+        let changes = vec![level("A", 1), level("B", 2), level("A", 3), level("C", 4)];
+        // The second upsert of A must wait for the first one's statement.
+        assert_eq!(
+            skus(&upsert_run(&STOCK_LEVELS, &changes)),
+            [Value::text("A"), Value::text("B")]
+        );
+        assert_eq!(
+            skus(&upsert_run(&STOCK_LEVELS, &changes[2..])),
+            [Value::text("A"), Value::text("C")]
+        );
+        let mut mixed = vec![level("A", 1)];
+        mixed.push(Change::Upsert {
+            table: &PRODUCTS,
+            row: vec![Value::text("B")],
+        });
+        mixed.push(level("C", 3));
+        assert_eq!(skus(&upsert_run(&STOCK_LEVELS, &mixed)), [Value::text("A")]);
+    }
 }

@@ -45,7 +45,9 @@ pub fn open(dir: &Path) -> Opened {
     }
 }
 
-const SKUS: usize = 6;
+/// More SKUs than `limits::DUCKDB_STAGED_UPSERT_ROWS_MIN`, so a batch's `stock_levels` rows take
+/// DuckDB's staged (set-based) upsert as well as the per-row one.
+const SKUS: usize = 40;
 
 fn sku(i: usize) -> String {
     format!("SKU-{}", i % SKUS)

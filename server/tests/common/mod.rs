@@ -190,6 +190,25 @@ impl Server {
             .into_inner()
     }
 
+    /// Polls Admin.Status until export_lsn = durable_lsn (a caught-up exporter); a 120 s
+    /// deadline against hangs, not a timing assertion.
+    pub async fn export_caught_up(&self) -> u64 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let s = self.status().await;
+            if s.export_lsn == s.durable_lsn {
+                return s.export_lsn;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "export_lsn {} never reached durable_lsn {}",
+                s.export_lsn,
+                s.durable_lsn
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn snapshot(&self) -> Result<pb::SnapshotResponse, Status> {
         self.admin()
             .await
