@@ -1,7 +1,7 @@
 //! Export throughput and lag at a steady offered load:
 //!
 //! ```sh
-//! cargo run --release -p exporter --example export_bench -- [OPS_PER_SECOND] [SECONDS] [POSTGRES_URL]
+//! cargo build --release --workspace --examples && target/release/examples/export_bench [OPS_PER_SECOND] [SECONDS] [POSTGRES_URL]
 //! ```
 //!
 //! Defaults: 100,000 ops/s for 10 s into a DuckDB file (or PostgreSQL with a URL). A durable

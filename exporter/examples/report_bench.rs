@@ -2,12 +2,13 @@
 //! delivered orders over 500 SKUs), on DuckDB and optionally PostgreSQL:
 //!
 //! ```sh
-//! cargo run --release -p exporter --example report_bench -- [ROWS] [POSTGRES_URL]
+//! cargo build --release --workspace --examples && target/release/examples/report_bench [ROWS] [POSTGRES_URL]
 //! ```
 //!
-//! The rows are generated inside the store (`range` / `generate_series`), not through the
-//! exporter: this measures the report, not the load. Prints load time, then the best and the
-//! median of 5 runs of `monthly_sales` (all time) for each store.
+//! The rows (orders, their lines, and the `sales` rows of their deliveries) are generated
+//! inside the store (`range` / `generate_series`), not through the exporter: this measures the
+//! report, not the load. Prints load time, then the best and the median of 5 runs of
+//! `monthly_sales` (all time) for each store.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -15,6 +16,11 @@ use std::time::{Duration, Instant};
 use exporter::{Reader, StoreConfig, reports};
 
 const RUNS: usize = 5;
+
+/// The `sales` rows the exporter writes at each delivery, from the generated orders.
+const SALES: &str = "INSERT INTO sales (order_id, sku, quantity, unit_price_cents, delivered_at, delivered_month) \
+     SELECT l.order_id, l.sku, l.quantity, l.unit_price_cents, o.delivered_at, date_trunc('month', o.delivered_at) \
+     FROM order_lines l JOIN orders o ON o.order_id = l.order_id;";
 
 fn time_report(reader: &dyn Reader) -> (Duration, Duration, usize) {
     let mut times = Vec::new();
@@ -53,7 +59,7 @@ fn main() {
              SELECT 'o' || i, 'c' || (i % 10000), 'DELIVERED', t, t, t, t + INTERVAL 2 DAY, 3000, 0, 0, 0, 3000, 0, i \
              FROM (SELECT i, TIMESTAMP '2025-01-01' + to_seconds(i * 31536000 // {orders}) AS t FROM range({orders}) r(i)); \
              INSERT INTO order_lines (order_id, sku, quantity, unit_price_cents) \
-             SELECT 'o' || (i // 3), 'SKU-' || (i % 500), 1 + i % 3, 1000 FROM range({}) r(i);",
+             SELECT 'o' || (i // 3), 'SKU-' || (i % 500), 1 + i % 3, 1000 FROM range({}) r(i); {SALES}",
             orders * 3
         ))
         .expect("load DuckDB");
@@ -74,15 +80,15 @@ fn main() {
         let started = Instant::now();
         client
             .batch_execute(&format!(
-                "TRUNCATE orders, order_lines; \
+                "TRUNCATE orders, order_lines, sales; \
                  INSERT INTO orders (order_id, customer_id, status, created_at, paid_at, shipped_at, delivered_at, \
                  subtotal_cents, discount_cents, tax_cents, shipping_cents, total_cents, refunded_cents, stamp) \
                  SELECT 'o' || i, 'c' || (i % 10000), 'DELIVERED', t, t, t, t + INTERVAL '2 days', 3000, 0, 0, 0, 3000, 0, i \
                  FROM (SELECT i, TIMESTAMP '2025-01-01' + (i * 31536000 / {orders}) * INTERVAL '1 second' AS t \
-                       FROM generate_series(0, {orders} - 1) i) g; \
+                       FROM generate_series(0::bigint, {orders} - 1) i) g; \
                  INSERT INTO order_lines (order_id, sku, quantity, unit_price_cents) \
-                 SELECT 'o' || (i / 3), 'SKU-' || (i % 500), 1 + i % 3, 1000 FROM generate_series(0, {} - 1) i; \
-                 ANALYZE orders; ANALYZE order_lines;",
+                 SELECT 'o' || (i / 3), 'SKU-' || (i % 500), 1 + i % 3, 1000 FROM generate_series(0::bigint, {} - 1) i; \
+                 {SALES} ANALYZE orders; ANALYZE order_lines; ANALYZE sales;",
                 orders * 3
             ))
             .expect("load PostgreSQL");

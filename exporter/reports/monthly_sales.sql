@@ -1,12 +1,12 @@
 -- description: Units and revenue of delivered orders per month (by delivered_at, UTC) and SKU.
 -- params: from, to
 -- Revenue is quantity × unit price at order time, before order-level discount and shipping.
-SELECT date_trunc('month', o.delivered_at) AS month,
-       l.sku,
-       CAST(SUM(l.quantity) AS BIGINT) AS units,
-       CAST(SUM(l.quantity * l.unit_price_cents) AS BIGINT) AS revenue_cents
-FROM orders o
-JOIN order_lines l ON l.order_id = o.order_id
-WHERE o.delivered_at >= {{from}} AND o.delivered_at < {{to}}
-GROUP BY date_trunc('month', o.delivered_at), l.sku
-ORDER BY month, l.sku
+-- From `sales` (one row per delivered order line, its UTC month precomputed): no join.
+SELECT s.delivered_month AS month,
+       s.sku,
+       CAST(SUM(s.quantity) AS BIGINT) AS units,
+       CAST(SUM(s.quantity * s.unit_price_cents) AS BIGINT) AS revenue_cents
+FROM sales s
+WHERE s.delivered_at >= {{from}} AND s.delivered_at < {{to}}
+GROUP BY s.delivered_month, s.sku
+ORDER BY month, s.sku

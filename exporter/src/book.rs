@@ -3,6 +3,10 @@
 //! exporter starts (and after a failed batch), changed as events are translated, and written
 //! back as one `stock_levels` row per touched SKU at the end of each batch — in the batch's
 //! transaction, so the store and the mirror always agree once it commits.
+//!
+//! It also holds the lines of the orders not yet delivered or cancelled (the store's
+//! `order_lines` of those orders), because a delivery event names only the order and its
+//! `sales` rows need the lines.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -27,10 +31,14 @@ pub struct Moved {
     pub after: Figures,
 }
 
+/// A line of an open order: SKU, quantity, unit price in cents.
+pub type OpenLine = (String, u32, i64);
+
 #[derive(Debug, Default)]
 pub struct StockBook {
     skus: HashMap<String, Figures>,
     dirty: BTreeSet<String>,
+    open_orders: HashMap<String, Vec<OpenLine>>,
 }
 
 impl StockBook {
@@ -38,7 +46,27 @@ impl StockBook {
         Self {
             skus: rows.into_iter().collect(),
             dirty: BTreeSet::new(),
+            open_orders: HashMap::new(),
         }
+    }
+
+    /// Adds the lines of open orders, as the store lists them ([`crate::store::OPEN_ORDER_LINES_SQL`]).
+    pub fn with_open_lines(mut self, rows: impl IntoIterator<Item = (String, OpenLine)>) -> Self {
+        for (order_id, line) in rows {
+            self.open_orders.entry(order_id).or_default().push(line);
+        }
+        self
+    }
+
+    /// Remembers an order's lines until it is delivered or cancelled.
+    pub fn open_order(&mut self, order_id: &str, lines: Vec<OpenLine>) {
+        self.open_orders.insert(order_id.to_string(), lines);
+    }
+
+    /// Forgets an order, returning its lines (`None` if it was not open here: its delivery is
+    /// already in the store, from the snapshot the store was rebuilt from).
+    pub fn close_order(&mut self, order_id: &str) -> Option<Vec<OpenLine>> {
+        self.open_orders.remove(order_id)
     }
 
     pub fn get(&self, sku: &str) -> Option<&Figures> {

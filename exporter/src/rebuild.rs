@@ -62,7 +62,7 @@ pub fn snapshot_changes(snap: &SnapshotData) -> (Vec<Change>, StockBook) {
     }
     for o in &snap.orders {
         let order = &o.order;
-        order_rows(order, o.stamp, &mut out);
+        order_rows(&mut book, order, o.stamp, &mut out);
         if !order.payment_id.is_empty() {
             out.push(Change::Append {
                 table: &PAYMENTS,

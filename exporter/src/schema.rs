@@ -166,6 +166,25 @@ pub const ORDER_LINES: Table = Table {
     insert_only: &[],
 };
 
+/// One row per line of a delivered order, written when the delivery is exported (the lines come
+/// from the exporter's book of open orders): the sales facts reports aggregate without joining
+/// `orders` to `order_lines`. `delivered_month` is `delivered_at` truncated to its UTC month,
+/// computed once here rather than in every monthly report.
+pub const SALES: Table = Table {
+    name: "sales",
+    columns: &[
+        ("order_id", Text),
+        ("sku", Text),
+        ("quantity", Int),
+        ("unit_price_cents", Int),
+        ("delivered_at", Ts),
+        ("delivered_month", Ts),
+    ],
+    key: &[],
+    identity: &["order_id", "sku"],
+    insert_only: &[],
+};
+
 pub const PAYMENTS: Table = Table {
     name: "payments",
     columns: &[
@@ -289,6 +308,7 @@ pub const TABLES: &[&Table] = &[
     &STOCK_MOVEMENTS,
     &ORDERS,
     &ORDER_LINES,
+    &SALES,
     &PAYMENTS,
     &SHIPMENTS,
     &RETURNS,

@@ -5,10 +5,10 @@
 use engine::model::Line;
 use engine::{Event, Record};
 
-use crate::book::{Moved, StockBook};
+use crate::book::{Moved, OpenLine, StockBook};
 use crate::change::{Change, Set, stamp};
 use crate::schema::{
-    ALERTS, CUSTOMERS, ORDER_LINES, ORDERS, PAYMENTS, PRODUCTS, PURCHASE_ORDERS, RETURNS,
+    ALERTS, CUSTOMERS, ORDER_LINES, ORDERS, PAYMENTS, PRODUCTS, PURCHASE_ORDERS, RETURNS, SALES,
     SHIPMENTS, STOCK_MOVEMENTS, Table,
 };
 use crate::value::Value;
@@ -191,7 +191,7 @@ fn event(book: &mut StockBook, at: At, event: &Event, out: &mut Vec<Change>) {
         }),
         Event::OrderCreated { .. } => {
             if let Some(order) = engine::Order::created(event, at.ms) {
-                order_rows(&order, at.stamp, out);
+                order_rows(book, &order, at.stamp, out);
             }
         }
         Event::PaymentProcessed {
@@ -250,6 +250,9 @@ fn event(book: &mut StockBook, at: At, event: &Event, out: &mut Vec<Change>) {
             });
         }
         Event::OrderDelivered { order_id } => {
+            if let Some(lines) = book.close_order(order_id) {
+                sales_rows(order_id, &lines, at.ms, out);
+            }
             out.push(update(
                 &ORDERS,
                 order_id,
@@ -270,6 +273,7 @@ fn event(book: &mut StockBook, at: At, event: &Event, out: &mut Vec<Change>) {
             restocked,
             ..
         } => {
+            book.close_order(order_id);
             out.push(update(
                 &ORDERS,
                 order_id,
@@ -420,7 +424,9 @@ fn event(book: &mut StockBook, at: At, event: &Event, out: &mut Vec<Change>) {
 }
 
 /// An order's row (current state) and its lines: from `OrderCreated`, or from a snapshot.
-pub fn order_rows(order: &engine::Order, stamp: u64, out: &mut Vec<Change>) {
+/// An order's `orders` and `order_lines` rows, and its `sales` rows if it is delivered (else,
+/// unless cancelled, its lines go into the book for the delivery to come).
+pub fn order_rows(book: &mut StockBook, order: &engine::Order, stamp: u64, out: &mut Vec<Change>) {
     let t = &order.totals;
     out.push(Change::Upsert {
         table: &ORDERS,
@@ -455,6 +461,34 @@ pub fn order_rows(order: &engine::Order, stamp: u64, out: &mut Vec<Change>) {
                 Value::text(&line.sku),
                 Value::int(line.quantity),
                 Value::Int(line.unit_price_cents),
+            ],
+        });
+    }
+    let lines: Vec<OpenLine> = order
+        .lines
+        .iter()
+        .map(|l| (l.sku.clone(), l.quantity, l.unit_price_cents))
+        .collect();
+    if order.delivered_at_ms > 0 {
+        sales_rows(&order.order_id, &lines, order.delivered_at_ms, out);
+    } else if order.cancelled_at_ms == 0 {
+        book.open_order(&order.order_id, lines);
+    }
+}
+
+/// The `sales` rows of an order delivered at `delivered_ms`.
+fn sales_rows(order_id: &str, lines: &[OpenLine], delivered_ms: u64, out: &mut Vec<Change>) {
+    let month_ms = crate::value::month_start_ms(delivered_ms);
+    for (sku, quantity, unit_price_cents) in lines {
+        out.push(Change::Append {
+            table: &SALES,
+            row: vec![
+                Value::text(order_id),
+                Value::text(sku),
+                Value::int(*quantity),
+                Value::Int(*unit_price_cents),
+                Value::ts(delivered_ms),
+                Value::ts(month_ms),
             ],
         });
     }

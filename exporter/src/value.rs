@@ -51,9 +51,17 @@ impl Value {
 
 pub use engine::clock::{civil_from_days, days_from_civil};
 
+const DAY_MS: i64 = 86_400_000;
+
+/// The start of `ms`'s UTC month, in milliseconds since the epoch.
+pub fn month_start_ms(ms: u64) -> u64 {
+    let (year, month, _) = civil_from_days((ms as i64).div_euclid(DAY_MS));
+    (days_from_civil(year, month, 1) * DAY_MS) as u64
+}
+
 fn split_ms(ms: i64) -> (i64, u32, u32, i64, i64, i64, i64) {
-    let days = ms.div_euclid(86_400_000);
-    let rest = ms.rem_euclid(86_400_000);
+    let days = ms.div_euclid(DAY_MS);
+    let rest = ms.rem_euclid(DAY_MS);
     let (y, mo, d) = civil_from_days(days);
     (
         y,
@@ -160,5 +168,17 @@ mod tests {
         assert_eq!(parse_sql_timestamp("1970-01-01 00:00:01.5"), Some(1_500));
         assert_eq!(parse_sql_timestamp("1970-01-02 00:00:00"), Some(86_400_000));
         assert_eq!(parse_sql_timestamp("hello"), None);
+    }
+
+    #[test]
+    fn month_start_is_the_first_of_the_utc_month() {
+        let day = |y, m, d| (days_from_civil(y, m, d) * DAY_MS) as u64;
+        assert_eq!(month_start_ms(day(2026, 3, 1)), day(2026, 3, 1));
+        assert_eq!(month_start_ms(day(2026, 3, 1) - 1), day(2026, 2, 1));
+        assert_eq!(
+            month_start_ms(day(2024, 2, 29) + 3_600_000),
+            day(2024, 2, 1)
+        );
+        assert_eq!(month_start_ms(day(2026, 12, 31) + 1), day(2026, 12, 1));
     }
 }

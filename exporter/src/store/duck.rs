@@ -19,7 +19,7 @@ use crate::change::{Change, Set};
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::schema::{self, META, TABLES, Table, Type};
-use crate::store::{Cursor, Reader, Store, cursor_rows, update_sql};
+use crate::store::{Cursor, OPEN_ORDER_LINES_SQL, Reader, Store, cursor_rows, update_sql};
 use crate::table::{Cell, ResultTable, normalise};
 use crate::value::Value;
 
@@ -139,7 +139,20 @@ impl Store for DuckStore {
             ))
         })?;
         let rows: std::result::Result<Vec<_>, _> = rows.collect();
-        Ok(StockBook::from_rows(rows?))
+        let book = StockBook::from_rows(rows?);
+        let mut stmt = self.conn.prepare(OPEN_ORDER_LINES_SQL)?;
+        let lines = stmt.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                (
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)? as u32,
+                    row.get::<_, i64>(3)?,
+                ),
+            ))
+        })?;
+        let lines: std::result::Result<Vec<_>, _> = lines.collect();
+        Ok(book.with_open_lines(lines?))
     }
 
     fn reset(&mut self) -> Result<()> {

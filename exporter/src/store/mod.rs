@@ -25,7 +25,7 @@ pub struct Cursor {
 pub trait Store: Send {
     /// The cursor, or `None` for a new store (or one whose rebuild did not finish).
     fn cursor(&mut self) -> Result<Option<Cursor>>;
-    /// The `stock_levels` table as the stock mirror.
+    /// The `stock_levels` table and the open orders' lines as the exporter's book.
     fn stock(&mut self) -> Result<StockBook>;
     /// Drops and recreates every table (before a rebuild).
     fn reset(&mut self) -> Result<()>;
@@ -72,6 +72,12 @@ pub fn update_sql(t: &Table, set: &[(&'static str, Set)], placeholder: Placehold
         keys.join(" AND ")
     )
 }
+
+/// The lines of the orders neither delivered nor cancelled, for the book
+/// ([`StockBook::with_open_lines`]): order_id, sku, quantity, unit_price_cents.
+pub const OPEN_ORDER_LINES_SQL: &str = "SELECT l.order_id, l.sku, l.quantity, l.unit_price_cents \
+     FROM order_lines l JOIN orders o ON o.order_id = l.order_id \
+     WHERE o.delivered_at IS NULL AND o.cancelled_at IS NULL";
 
 /// The meta rows of a cursor.
 pub fn cursor_rows(cursor: Cursor) -> [(&'static str, i64); 2] {

@@ -16,7 +16,7 @@ use crate::change::{Change, Set};
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::schema::{self, META, TABLES, Table, Type};
-use crate::store::{Cursor, Reader, Store, cursor_rows, update_sql};
+use crate::store::{Cursor, OPEN_ORDER_LINES_SQL, Reader, Store, cursor_rows, update_sql};
 use crate::table::{Cell, ResultTable, normalise};
 use crate::value::Value;
 
@@ -156,7 +156,7 @@ impl Store for PgStore {
             "SELECT sku, on_hand, reserved, reorder_level, stamp, updated_at FROM stock_levels",
             &[],
         )?;
-        Ok(StockBook::from_rows(rows.into_iter().map(|row| {
+        let book = StockBook::from_rows(rows.into_iter().map(|row| {
             let updated: Option<SystemTime> = row.get(5);
             let updated_at_ms = updated
                 .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -170,6 +170,14 @@ impl Store for PgStore {
                     stamp: row.get::<_, i64>(4) as u64,
                     updated_at_ms,
                 },
+            )
+        }));
+        let lines = self.client.query(OPEN_ORDER_LINES_SQL, &[])?;
+        Ok(book.with_open_lines(lines.into_iter().map(|row| {
+            let quantity: i64 = row.get(2);
+            (
+                row.get(0),
+                (row.get(1), quantity as u32, row.get::<_, i64>(3)),
             )
         })))
     }

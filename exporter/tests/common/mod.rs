@@ -328,6 +328,30 @@ pub fn assert_matches_engine(
             "order {}",
             order.order_id
         );
+        // A delivered order's lines are its sales rows, once each.
+        let delivered = if order.delivered_at_ms > 0 {
+            order.lines.iter().map(|l| l.quantity).sum::<u32>()
+        } else {
+            0
+        };
+        let lines = if order.delivered_at_ms > 0 {
+            order.lines.len()
+        } else {
+            0
+        };
+        assert_eq!(
+            scalar(
+                reader,
+                &format!(
+                    "SELECT CAST(COUNT(*) AS BIGINT) || '/' || CAST(COALESCE(SUM(quantity), 0) AS BIGINT) \
+                     FROM sales WHERE order_id = '{}'",
+                    order.order_id
+                )
+            ),
+            format!("{lines}/{delivered}"),
+            "sales of order {}",
+            order.order_id
+        );
     }
 }
 
