@@ -19,6 +19,12 @@ pub const RETRY_MILLIS: u64 = 1_000;
 /// statement per row: each DuckDB statement costs about a millisecond of planning, and a
 /// batch touches up to one `stock_levels` row per SKU.
 pub const DUCKDB_STAGED_UPSERT_ROWS_MIN: usize = 16;
+/// DuckDB's write-ahead log grows to this many megabytes before DuckDB checkpoints it into the
+/// file (its default is 16): at 100k ops/s the default checkpointed every second or two, each
+/// time rewriting `stock_levels` and the newest row groups, and the exporter fell behind (lag
+/// p99 1.7–2.6 s → 0.31–0.37 s with 256, BENCHMARKS.md). The price: opening the store after a
+/// crash replays up to this much of DuckDB's log.
+pub const DUCKDB_CHECKPOINT_WAL_MB: u32 = 256;
 /// Time limit of one ad-hoc `Query` (and of one report), in milliseconds.
 pub const QUERY_TIME_MILLIS: u64 = 30_000;
 /// Rows returned by one `Query` or report; more is an error (add a LIMIT), not a truncation.

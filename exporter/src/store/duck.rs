@@ -60,6 +60,10 @@ pub fn open(path: &Path) -> Result<(DuckStore, DuckReader)> {
     let config = Config::default()
         .enable_external_access(false)?
         .with("threads", limits::DUCKDB_THREADS.to_string())?
+        .with(
+            "checkpoint_threshold",
+            format!("{}MB", limits::DUCKDB_CHECKPOINT_WAL_MB),
+        )?
         .with("lock_configuration", "true")?;
     let conn = Connection::open_with_flags(path, config)
         .map_err(|e| Error::Store(format!("opening {}: {e}", path.display())))?;
