@@ -22,8 +22,8 @@ pub const DUCKDB_STAGED_UPSERT_ROWS_MIN: usize = 16;
 /// DuckDB's write-ahead log grows to this many megabytes before DuckDB checkpoints it into the
 /// file (its default is 16): at 100k ops/s the default checkpointed every second or two, each
 /// time rewriting `stock_levels` and the newest row groups, and the exporter fell behind (lag
-/// p99 1.7–2.6 s → 0.31–0.37 s with 256, BENCHMARKS.md). The price: opening the store after a
-/// crash replays up to this much of DuckDB's log.
+/// p99 1.7–2.6 s → 0.32–0.54 s with 256, BENCHMARKS.md). The price: opening the store after a
+/// crash replays up to this much of DuckDB's log (233 MB: 1.9 s, `reopen_bench`).
 pub const DUCKDB_CHECKPOINT_WAL_MB: u32 = 256;
 /// Time limit of one ad-hoc `Query` (and of one report), in milliseconds.
 pub const QUERY_TIME_MILLIS: u64 = 30_000;
