@@ -14,11 +14,12 @@ pub const BATCH_RECORDS_MAX: usize = 65_536;
 pub const IDLE_POLL_MILLIS: u64 = 20;
 /// How long the exporter waits before retrying after the store failed.
 pub const RETRY_MILLIS: u64 = 1_000;
-/// Consecutive upserts of one table from which DuckDB gets them as one set-based statement
-/// (Appender into a staging table, then one `INSERT … SELECT … ON CONFLICT`) instead of one
-/// statement per row: each DuckDB statement costs about a millisecond of planning, and a
-/// batch touches up to one `stock_levels` row per SKU.
-pub const DUCKDB_STAGED_UPSERT_ROWS_MIN: usize = 16;
+/// Consecutive upserts of one table from which a store gets them as one set-based statement
+/// (the rows bulk-loaded into a staging table — DuckDB's Appender, PostgreSQL's COPY — then one
+/// `INSERT … SELECT … ON CONFLICT`) instead of one statement per row: a DuckDB statement costs
+/// about a millisecond of planning, a PostgreSQL one a round trip, and a batch touches up to one
+/// `stock_levels` row per SKU.
+pub const STAGED_UPSERT_ROWS_MIN: usize = 16;
 /// DuckDB's write-ahead log grows to this many megabytes before DuckDB checkpoints it into the
 /// file (its default is 16): at 100k ops/s the default checkpointed every second or two, each
 /// time rewriting `stock_levels` and the newest row groups, and the exporter fell behind (lag

@@ -4,7 +4,6 @@
 //! with external access off and its configuration locked, so no statement can read or write
 //! other files, attach databases or change settings.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -19,7 +18,9 @@ use crate::change::{Change, Set};
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::schema::{self, META, TABLES, Table, Type};
-use crate::store::{Cursor, OPEN_ORDER_LINES_SQL, Reader, Store, cursor_rows, update_sql};
+use crate::store::{
+    Cursor, OPEN_ORDER_LINES_SQL, Reader, Store, cursor_rows, staging, update_sql, upsert_run,
+};
 use crate::table::{Cell, ResultTable, normalise};
 use crate::value::Value;
 
@@ -92,10 +93,6 @@ fn create_tables(conn: &Connection) -> Result<()> {
         ))?;
     }
     Ok(())
-}
-
-fn staging(t: &Table) -> String {
-    format!("staging_{}", t.name)
 }
 
 impl Store for DuckStore {
@@ -198,7 +195,7 @@ fn apply_in_transaction(
         match change {
             Change::Upsert { table, row } => {
                 let run = upsert_run(table, &changes[next - 1..]);
-                if run.len() >= limits::DUCKDB_STAGED_UPSERT_ROWS_MIN {
+                if run.len() >= limits::STAGED_UPSERT_ROWS_MIN {
                     upsert_staged(conn, table, &run)?;
                     next += run.len() - 1;
                 } else {
@@ -272,30 +269,6 @@ fn apply_in_transaction(
         stmt.execute(duckdb::params![name, value])?;
     }
     Ok(())
-}
-
-/// The rows of the upserts of `table` at the start of `changes`, up to the first change of
-/// another kind or table, or the first key seen twice: keys are distinct in one statement, so
-/// the order of the rows inside it does not matter (each key's upserts stay in feed order).
-fn upsert_run<'c>(table: &Table, changes: &'c [Change]) -> Vec<&'c [Value]> {
-    let key_at: Vec<usize> = table
-        .key
-        .iter()
-        .map(|c| schema::column_index(table, c))
-        .collect();
-    let mut keys = HashSet::new();
-    let mut run = Vec::new();
-    for change in changes {
-        let Change::Upsert { table: t, row } = change else {
-            break;
-        };
-        let key: Vec<&Value> = key_at.iter().map(|&i| &row[i]).collect();
-        if t.name != table.name || !keys.insert(key) {
-            break;
-        }
-        run.push(row.as_slice());
-    }
-    run
 }
 
 /// Upserts `rows` (distinct keys) in one statement: the Appender fills a temporary staging
@@ -408,50 +381,4 @@ fn read(conn: &Connection, sql: &str) -> Result<ResultTable> {
         out.rows.push(values);
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::schema::{PRODUCTS, STOCK_LEVELS};
-
-    fn level(sku: &str, on_hand: i64) -> Change {
-        Change::Upsert {
-            table: &STOCK_LEVELS,
-            row: vec![
-                Value::text(sku),
-                Value::Int(on_hand),
-                Value::Int(0),
-                Value::Int(on_hand),
-                Value::Int(0),
-                Value::Ts(1),
-                Value::Int(on_hand),
-            ],
-        }
-    }
-
-    fn skus(run: &[&[Value]]) -> Vec<Value> {
-        run.iter().map(|row| row[0].clone()).collect()
-    }
-
-    #[test]
-    fn a_run_stops_at_a_repeated_key_and_at_another_table() {
-        let changes = vec![level("A", 1), level("B", 2), level("A", 3), level("C", 4)];
-        // The second upsert of A must wait for the first one's statement.
-        assert_eq!(
-            skus(&upsert_run(&STOCK_LEVELS, &changes)),
-            [Value::text("A"), Value::text("B")]
-        );
-        assert_eq!(
-            skus(&upsert_run(&STOCK_LEVELS, &changes[2..])),
-            [Value::text("A"), Value::text("C")]
-        );
-        let mut mixed = vec![level("A", 1)];
-        mixed.push(Change::Upsert {
-            table: &PRODUCTS,
-            row: vec![Value::text("B")],
-        });
-        mixed.push(level("C", 3));
-        assert_eq!(skus(&upsert_run(&STOCK_LEVELS, &mixed)), [Value::text("A")]);
-    }
 }

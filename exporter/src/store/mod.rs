@@ -5,11 +5,14 @@
 pub mod duck;
 pub mod pg;
 
+use std::collections::HashSet;
+
 use crate::book::StockBook;
 use crate::change::{Change, Set};
 use crate::error::Result;
 use crate::schema::{self, Placeholder, Table};
 use crate::table::ResultTable;
+use crate::value::Value;
 
 /// The exporter's durable position, kept in the store's `export_meta` table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -79,6 +82,36 @@ pub const OPEN_ORDER_LINES_SQL: &str = "SELECT l.order_id, l.sku, l.quantity, l.
      FROM order_lines l JOIN orders o ON o.order_id = l.order_id \
      WHERE o.delivered_at IS NULL AND o.cancelled_at IS NULL";
 
+/// The rows of the upserts of `table` at the start of `changes`, up to the first change of
+/// another kind or table, or the first key seen twice: keys are distinct in one statement, so
+/// the order of the rows inside it does not matter (each key's upserts stay in feed order).
+pub fn upsert_run<'c>(table: &Table, changes: &'c [Change]) -> Vec<&'c [Value]> {
+    let key_at: Vec<usize> = table
+        .key
+        .iter()
+        .map(|c| schema::column_index(table, c))
+        .collect();
+    let mut keys = HashSet::new();
+    let mut run = Vec::new();
+    for change in changes {
+        let Change::Upsert { table: t, row } = change else {
+            break;
+        };
+        let key: Vec<&Value> = key_at.iter().map(|&i| &row[i]).collect();
+        if t.name != table.name || !keys.insert(key) {
+            break;
+        }
+        run.push(row.as_slice());
+    }
+    run
+}
+
+/// The name of a table's staging table (temporary, the writer connection's own), which the
+/// staged upserts of [`upsert_run`]s go through.
+pub fn staging(t: &Table) -> String {
+    format!("staging_{}", t.name)
+}
+
 /// The meta rows of a cursor.
 pub fn cursor_rows(cursor: Cursor) -> [(&'static str, i64); 2] {
     [
@@ -105,5 +138,51 @@ pub fn open(config: &StoreConfig) -> Result<(Box<dyn Store>, std::sync::Arc<dyn 
             let (store, reader) = pg::open(url)?;
             Ok((Box::new(store), std::sync::Arc::new(reader)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{PRODUCTS, STOCK_LEVELS};
+
+    fn level(sku: &str, on_hand: i64) -> Change {
+        Change::Upsert {
+            table: &STOCK_LEVELS,
+            row: vec![
+                Value::text(sku),
+                Value::Int(on_hand),
+                Value::Int(0),
+                Value::Int(on_hand),
+                Value::Int(0),
+                Value::Ts(1),
+                Value::Int(on_hand),
+            ],
+        }
+    }
+
+    fn skus(run: &[&[Value]]) -> Vec<Value> {
+        run.iter().map(|row| row[0].clone()).collect()
+    }
+
+    #[test]
+    fn a_run_stops_at_a_repeated_key_and_at_another_table() {
+        let changes = vec![level("A", 1), level("B", 2), level("A", 3), level("C", 4)];
+        // The second upsert of A must wait for the first one's statement.
+        assert_eq!(
+            skus(&upsert_run(&STOCK_LEVELS, &changes)),
+            [Value::text("A"), Value::text("B")]
+        );
+        assert_eq!(
+            skus(&upsert_run(&STOCK_LEVELS, &changes[2..])),
+            [Value::text("A"), Value::text("C")]
+        );
+        let mut mixed = vec![level("A", 1)];
+        mixed.push(Change::Upsert {
+            table: &PRODUCTS,
+            row: vec![Value::text("B")],
+        });
+        mixed.push(level("C", 3));
+        assert_eq!(skus(&upsert_run(&STOCK_LEVELS, &mixed)), [Value::text("A")]);
     }
 }

@@ -16,7 +16,9 @@ use crate::change::{Change, Set};
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::schema::{self, META, TABLES, Table, Type};
-use crate::store::{Cursor, OPEN_ORDER_LINES_SQL, Reader, Store, cursor_rows, update_sql};
+use crate::store::{
+    Cursor, OPEN_ORDER_LINES_SQL, Reader, Store, cursor_rows, staging, update_sql, upsert_run,
+};
 use crate::table::{Cell, ResultTable, normalise};
 use crate::value::Value;
 
@@ -94,6 +96,14 @@ pub fn open(url: &str) -> Result<(PgStore, PgReader)> {
 fn create_tables(client: &mut Client) -> Result<()> {
     for t in TABLES {
         client.batch_execute(&t.create_sql())?;
+    }
+    // The staging tables of the staged upserts: this session's own, never seen by readers.
+    for t in TABLES.iter().filter(|t| t.is_entity()) {
+        client.batch_execute(&format!(
+            "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS",
+            staging(t),
+            t.name
+        ))?;
     }
     Ok(())
 }
@@ -207,9 +217,31 @@ impl Store for PgStore {
         };
         // Fact rows wait for one COPY per table at the end of the batch.
         let mut copies: Vec<(&'static Table, String)> = Vec::new();
-        for change in changes {
+        let mut next = 0;
+        while next < changes.len() {
+            let change = &changes[next];
+            next += 1;
             match change {
                 Change::Upsert { table, row } => {
+                    let run = upsert_run(table, &changes[next - 1..]);
+                    if run.len() >= limits::STAGED_UPSERT_ROWS_MIN {
+                        let staging = staging(table);
+                        let mut text = String::new();
+                        for row in &run {
+                            copy_row(row, &mut text);
+                        }
+                        copy_in(&mut tx, table, &staging, &text)?;
+                        let rows = format!(
+                            "SELECT {} FROM {staging}",
+                            schema::idents(table.column_names())
+                        );
+                        tx.batch_execute(&format!(
+                            "{}; TRUNCATE {staging}",
+                            schema::upsert_rows_sql(table, &rows)
+                        ))?;
+                        next += run.len() - 1;
+                        continue;
+                    }
                     let stmt = prepared(&mut tx, schema::upsert_sql(table, placeholder))?;
                     let params: Vec<Param> = row
                         .iter()
@@ -262,28 +294,12 @@ impl Store for PgStore {
                             copies.len() - 1
                         }
                     };
-                    let buf = &mut copies[at].1;
-                    for (i, v) in row.iter().enumerate() {
-                        if i > 0 {
-                            buf.push('\t');
-                        }
-                        v.copy_text(buf);
-                    }
-                    buf.push('\n');
+                    copy_row(row, &mut copies[at].1);
                 }
             }
         }
         for (table, text) in copies {
-            let cols: Vec<String> = table.column_names().map(schema::ident).collect();
-            let mut writer = tx.copy_in(&format!(
-                "COPY {} ({}) FROM STDIN",
-                table.name,
-                cols.join(", ")
-            ))?;
-            writer
-                .write_all(text.as_bytes())
-                .map_err(|e| Error::Store(format!("COPY into {}: {e}", table.name)))?;
-            writer.finish()?;
+            copy_in(&mut tx, table, table.name, &text)?;
         }
         let upsert_meta = format!(
             "INSERT INTO {} (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
@@ -295,6 +311,33 @@ impl Store for PgStore {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// One row in COPY's text format.
+fn copy_row(row: &[Value], buf: &mut String) {
+    for (i, v) in row.iter().enumerate() {
+        if i > 0 {
+            buf.push('\t');
+        }
+        v.copy_text(buf);
+    }
+    buf.push('\n');
+}
+
+/// COPYs `text` (rows of `table`'s columns) into `into` (the table or its staging table).
+fn copy_in(
+    tx: &mut postgres::Transaction<'_>,
+    table: &Table,
+    into: &str,
+    text: &str,
+) -> Result<()> {
+    let cols: Vec<String> = table.column_names().map(schema::ident).collect();
+    let mut writer = tx.copy_in(&format!("COPY {into} ({}) FROM STDIN", cols.join(", ")))?;
+    writer
+        .write_all(text.as_bytes())
+        .map_err(|e| Error::Store(format!("COPY into {into}: {e}")))?;
+    writer.finish()?;
+    Ok(())
 }
 
 fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {

@@ -45,8 +45,8 @@ pub fn open(dir: &Path) -> Opened {
     }
 }
 
-/// More SKUs than `limits::DUCKDB_STAGED_UPSERT_ROWS_MIN`, so a batch's `stock_levels` rows take
-/// DuckDB's staged (set-based) upsert as well as the per-row one.
+/// More SKUs than `limits::STAGED_UPSERT_ROWS_MIN`, so a batch's `stock_levels` rows take the
+/// stores' staged (set-based) upsert as well as the per-row one.
 const SKUS: usize = 40;
 
 fn sku(i: usize) -> String {
