@@ -260,7 +260,7 @@ fn follow(
 ) -> Result<()> {
     let mut cursor = reconcile(store, engine, snapshotter, shared)?;
     shared.export_lsn.store(cursor.lsn, Ordering::Release);
-    let mut book = store.stock()?;
+    let mut book = store.book()?;
     let mut feed = engine
         .feed(cursor.lsn + 1)
         .ok_or_else(|| Error::Feed("the engine has no WAL".into()))?;

@@ -118,7 +118,7 @@ impl Store for DuckStore {
         Ok(found.then_some(cursor))
     }
 
-    fn stock(&mut self) -> Result<StockBook> {
+    fn book(&mut self) -> Result<StockBook> {
         let mut stmt = self.conn.prepare(
             "SELECT sku, on_hand, reserved, reorder_level, stamp, updated_at FROM stock_levels",
         )?;
@@ -193,14 +193,17 @@ fn apply_in_transaction(
         let change = &changes[next];
         next += 1;
         match change {
-            Change::Upsert { table, row } => {
+            Change::Upsert { table, .. } => {
+                // The whole run at once: staged if long, else row by row (same order).
                 let run = upsert_run(table, &changes[next - 1..]);
+                next += run.len() - 1;
                 if run.len() >= limits::STAGED_UPSERT_ROWS_MIN {
                     upsert_staged(conn, table, &run)?;
-                    next += run.len() - 1;
                 } else {
                     let mut stmt = conn.prepare_cached(&schema::upsert_sql(table, placeholder))?;
-                    stmt.execute(params_from_iter(row.iter()))?;
+                    for row in run {
+                        stmt.execute(params_from_iter(row.iter()))?;
+                    }
                 }
             }
             Change::Update {

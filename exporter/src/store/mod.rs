@@ -29,7 +29,7 @@ pub trait Store: Send {
     /// The cursor, or `None` for a new store (or one whose rebuild did not finish).
     fn cursor(&mut self) -> Result<Option<Cursor>>;
     /// The `stock_levels` table and the open orders' lines as the exporter's book.
-    fn stock(&mut self) -> Result<StockBook>;
+    fn book(&mut self) -> Result<StockBook>;
     /// Drops and recreates every table (before a rebuild).
     fn reset(&mut self) -> Result<()>;
     /// Applies `changes` in order and sets the cursor, in one transaction. `dedupe`: insert fact

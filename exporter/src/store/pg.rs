@@ -161,7 +161,7 @@ impl Store for PgStore {
         Ok(found.then_some(cursor))
     }
 
-    fn stock(&mut self) -> Result<StockBook> {
+    fn book(&mut self) -> Result<StockBook> {
         let rows = self.client.query(
             "SELECT sku, on_hand, reserved, reorder_level, stamp, updated_at FROM stock_levels",
             &[],
@@ -222,8 +222,10 @@ impl Store for PgStore {
             let change = &changes[next];
             next += 1;
             match change {
-                Change::Upsert { table, row } => {
+                Change::Upsert { table, .. } => {
+                    // The whole run at once: staged if long, else row by row (same order).
                     let run = upsert_run(table, &changes[next - 1..]);
+                    next += run.len() - 1;
                     if run.len() >= limits::STAGED_UPSERT_ROWS_MIN {
                         let staging = staging(table);
                         let mut text = String::new();
@@ -239,16 +241,17 @@ impl Store for PgStore {
                             "{}; TRUNCATE {staging}",
                             schema::upsert_rows_sql(table, &rows)
                         ))?;
-                        next += run.len() - 1;
                         continue;
                     }
                     let stmt = prepared(&mut tx, schema::upsert_sql(table, placeholder))?;
-                    let params: Vec<Param> = row
-                        .iter()
-                        .zip(table.columns)
-                        .map(|(v, (_, ty))| param(v, *ty))
-                        .collect();
-                    tx.execute(&stmt, &refs(&params))?;
+                    for row in run {
+                        let params: Vec<Param> = row
+                            .iter()
+                            .zip(table.columns)
+                            .map(|(v, (_, ty))| param(v, *ty))
+                            .collect();
+                        tx.execute(&stmt, &refs(&params))?;
+                    }
                 }
                 Change::Update {
                     table,
