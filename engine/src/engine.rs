@@ -470,7 +470,7 @@ impl Engine {
                 Ok(Decision::Write(events)) => {
                     let lsn = self.write(&ctx, &mut locked, now, events);
                     Submitted {
-                        result: decide::output(&ctx, &mut locked, &op, now, &self.config),
+                        result: decide::output_written(&ctx, &mut locked, op, now, &self.config),
                         wait_lsn: lsn,
                     }
                 }
@@ -634,7 +634,10 @@ impl Engine {
                     .iter()
                     .take_while(|((at, _), _)| *at <= now)
                     .take(limits::EXPIRY_SWEEP_BATCH_MAX)
-                    .map(|(_, id)| id.clone()),
+                    .map(|(_, &slot)| {
+                        let (id, _) = shard.reservations.slot(slot).expect("indexed hold exists");
+                        id.to_string()
+                    }),
             );
         }
         let mut expired = 0;

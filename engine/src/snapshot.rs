@@ -300,7 +300,7 @@ impl Engine {
             self.index.insert(s.sku.clone(), cell);
             shard.skus.insert(s.sku, entry);
         }
-        let mut ended: Vec<(u64, IdKind, String)> = Vec::new();
+        let mut ended: Vec<(u64, IdKind, usize)> = Vec::new();
         let mut foreign = Vec::new();
         for r in load.reservations {
             let entry = ReservationEntry {
@@ -314,31 +314,34 @@ impl Engine {
                 created_lsn: r.created_lsn,
                 stamp: r.stamp,
             };
-            match entry.ended_at_ms {
-                Some(at) => ended.push((at, IdKind::Reservation, r.reservation_id.clone())),
+            let (ended_at_ms, key) = (entry.ended_at_ms, (entry.expires_at_ms, entry.created_lsn));
+            // The other shards holding one of an active hold's SKUs count its deadline.
+            let mut others: Vec<usize> = match ended_at_ms {
+                Some(_) => Vec::new(),
+                None => entry
+                    .lines
+                    .iter()
+                    .map(|l| self.router.of(&l.sku))
+                    .filter(|&s| s != index)
+                    .collect(),
+            };
+            let slot = shard.reservations.insert(r.reservation_id, entry);
+            match ended_at_ms {
+                Some(at) => ended.push((at, IdKind::Reservation, slot)),
                 None => {
-                    let key = (entry.expires_at_ms, entry.created_lsn);
-                    shard.expiry.insert(key, r.reservation_id.clone());
-                    let mut others: Vec<usize> = entry
-                        .lines
-                        .iter()
-                        .map(|l| self.router.of(&l.sku))
-                        .filter(|&s| s != index)
-                        .collect();
+                    shard.expiry.insert(key, slot);
                     others.sort_unstable();
                     others.dedup();
-                    foreign.extend(others.into_iter().map(|s| (s, entry.expires_at_ms)));
+                    foreign.extend(others.into_iter().map(|s| (s, key.0)));
                     self.live_holds.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            shard.reservations.insert(r.reservation_id, entry);
         }
         for (kind, ops) in [
             (IdKind::Receipt, load.receipts),
             (IdKind::Adjustment, load.adjustments),
         ] {
             for op in ops {
-                ended.push((op.at_ms, kind, op.id.clone()));
                 let entry = StockOpEntry {
                     sku: op.sku,
                     quantity: op.quantity,
@@ -346,10 +349,12 @@ impl Engine {
                     at_ms: op.at_ms,
                     stamp: op.stamp,
                 };
-                match kind {
+                let at_ms = entry.at_ms;
+                let slot = match kind {
                     IdKind::Receipt => shard.receipts.insert(op.id, entry),
                     _ => shard.adjustments.insert(op.id, entry),
-                }
+                };
+                ended.push((at_ms, kind, slot));
             }
         }
         for c in load.customers {
@@ -383,17 +388,17 @@ impl Engine {
         closed.sort();
         shard.closed_orders.extend(closed);
         for r in load.returns {
-            let id = r.value.return_id.clone();
-            if r.value.decided_at_ms > 0 {
-                ended.push((r.value.decided_at_ms, IdKind::Return, id.clone()));
-            }
-            shard.returns.insert(
-                id,
+            let decided_at_ms = r.value.decided_at_ms;
+            let slot = shard.returns.insert(
+                r.value.return_id.clone(),
                 ReturnEntry {
                     ret: r.value,
                     stamp: r.stamp,
                 },
             );
+            if decided_at_ms > 0 {
+                ended.push((decided_at_ms, IdKind::Return, slot));
+            }
         }
         for a in load.alerts {
             shard.alerts.insert(

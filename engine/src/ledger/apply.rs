@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_skiplist::SkipMap;
 use parking_lot::MutexGuard;
+use smallvec::SmallVec;
 
 use super::shard::{
     IdKind, ProductInfo, ReservationEntry, Retention, Router, Shard, SkuCell, SkuEntry, Stamp,
@@ -55,7 +56,9 @@ impl At {
 
 /// The shards one op holds, in ascending index order (the lock order that rules out deadlock).
 pub struct Locked<'a> {
-    pub guards: Vec<(usize, MutexGuard<'a, Shard>)>,
+    /// Ascending by shard. Inline for the common case (an op touches a handful of shards):
+    /// locking allocates nothing.
+    pub guards: SmallVec<[(usize, MutexGuard<'a, Shard>); 4]>,
 }
 
 impl Locked<'_> {
@@ -229,18 +232,11 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, at: At, event: &Event) -> Result<()
                 stamp: at.stamp,
             };
             let foreign = foreign_shards(ctx, reservation_id, lines);
-            index_hold(
-                ctx,
-                locked,
-                reservation_id,
-                (*expires_at_ms, lsn),
-                foreign,
-                true,
-            );
-            locked
+            let slot = locked
                 .shard(home)
                 .reservations
                 .insert(reservation_id.clone(), entry);
+            index_hold(locked, home, slot, (*expires_at_ms, lsn), foreign, true);
             ctx.live_holds.fetch_add(1, Ordering::Relaxed);
         }
         Event::ReservationCommitted {
@@ -367,8 +363,8 @@ fn apply_stock_change(
         at_ms: at.ms,
         stamp: at.stamp,
     };
-    table.insert(change.id.to_string(), remembered);
-    shard.note_ended(at.ms, change.kind, change.id, ctx.retention);
+    let slot = table.insert(change.id.to_string(), remembered);
+    shard.note_ended(at.ms, change.kind, slot, ctx.retention);
     Ok(())
 }
 
@@ -401,16 +397,15 @@ pub fn foreign_shards(ctx: &Ctx, id: &str, lines: &[Line]) -> ShardSet {
 /// Adds (or removes) an active hold to the expiry indexes: its home shard's by
 /// `(deadline, creating LSN)`, and a deadline count in every `foreign` shard.
 pub fn index_hold(
-    ctx: &Ctx,
     locked: &mut Locked,
-    id: &str,
+    home: usize,
+    slot: usize,
     key: (u64, u64),
     foreign: ShardSet,
     add: bool,
 ) {
-    let home = ctx.router.of(id);
     if add {
-        locked.shard(home).expiry.insert(key, id.to_string());
+        locked.shard(home).expiry.insert(key, slot);
     } else {
         locked.shard(home).expiry.remove(&key);
     }
@@ -459,12 +454,17 @@ fn end_hold(
         entry.publish();
     }
     let home = ctx.router.of(id);
+    let slot = locked
+        .shard(home)
+        .reservations
+        .slot_of(id)
+        .ok_or_else(|| format!("unknown reservation {id}"))?;
     let (key, foreign) = {
-        let entry = locked
+        let (_, entry) = locked
             .shard(home)
             .reservations
-            .get(id)
-            .ok_or_else(|| format!("unknown reservation {id}"))?;
+            .slot(slot)
+            .expect("found above");
         if entry.stamp >= at.stamp {
             return Ok(());
         }
@@ -491,14 +491,14 @@ fn end_hold(
             foreign_shards(ctx, id, &entry.lines),
         )
     };
-    index_hold(ctx, locked, id, key, foreign, false);
+    index_hold(locked, home, slot, key, foreign, false);
     let shard = locked.shard(home);
-    let stored = shard.reservations.get_mut(id).expect("present above");
+    let (_, stored) = shard.reservations.slot_mut(slot).expect("present above");
     stored.state = state;
     stored.committed = committed.to_vec();
     stored.ended_at_ms = Some(at.ms);
     stored.stamp = at.stamp;
-    shard.note_ended(at.ms, IdKind::Reservation, id, ctx.retention);
+    shard.note_ended(at.ms, IdKind::Reservation, slot, ctx.retention);
     ctx.live_holds.fetch_sub(1, Ordering::Relaxed);
     Ok(())
 }

@@ -538,10 +538,11 @@ fn decide_return(
     decide: impl FnOnce(&mut Return),
 ) -> Result<(), String> {
     let shard = locked.shard(ctx.router.of(return_id));
-    let entry = shard
+    let slot = shard
         .returns
-        .get_mut(return_id)
+        .slot_of(return_id)
         .ok_or_else(|| format!("unknown return {return_id}"))?;
+    let (_, entry) = shard.returns.slot_mut(slot).expect("found above");
     if entry.stamp >= at.stamp {
         return Ok(());
     }
@@ -554,7 +555,7 @@ fn decide_return(
     decide(&mut entry.ret);
     entry.ret.decided_at_ms = at.ms;
     entry.stamp = at.stamp;
-    shard.note_ended(at.ms, IdKind::Return, return_id, ctx.retention);
+    shard.note_ended(at.ms, IdKind::Return, slot, ctx.retention);
     Ok(())
 }
 

@@ -318,6 +318,51 @@ fn sku_entry<'s>(
 }
 
 /// The reply to an op, from the (possibly just changed) state.
+/// The reply to an op that was just written: [`output`], but the op's own strings move into
+/// the reply instead of being copied out of the state again.
+pub fn output_written(
+    ctx: &Ctx,
+    locked: &mut Locked,
+    op: Op,
+    now_ms: u64,
+    config: &EngineConfig,
+) -> Result<OpOutput> {
+    match op {
+        Op::Reserve {
+            reservation_id,
+            lines,
+            ..
+        } => {
+            let entry = reservation_entry(ctx, locked, &reservation_id)?;
+            // The written hold's lines are the op's (validated, in normal form).
+            debug_assert_eq!(entry.lines, lines);
+            Ok(OpOutput::Reservation(
+                entry.view_with(reservation_id, lines),
+            ))
+        }
+        Op::Commit { reservation_id, .. } | Op::Release { reservation_id } => {
+            let entry = reservation_entry(ctx, locked, &reservation_id)?;
+            let lines = entry.lines.clone();
+            Ok(OpOutput::Reservation(
+                entry.view_with(reservation_id, lines),
+            ))
+        }
+        op => output(ctx, locked, &op, now_ms, config),
+    }
+}
+
+fn reservation_entry<'s>(
+    ctx: &Ctx,
+    locked: &'s mut Locked,
+    id: &str,
+) -> Result<&'s super::shard::ReservationEntry> {
+    locked
+        .shard(ctx.router.of(id))
+        .reservations
+        .get(id)
+        .ok_or_else(|| not_found(format!("reservation {id} not found")))
+}
+
 pub fn output(
     ctx: &Ctx,
     locked: &mut Locked,
@@ -342,14 +387,9 @@ pub fn output(
         }
         Op::Reserve { reservation_id, .. }
         | Op::Commit { reservation_id, .. }
-        | Op::Release { reservation_id } => {
-            let entry = locked
-                .shard(ctx.router.of(reservation_id))
-                .reservations
-                .get(reservation_id)
-                .ok_or_else(|| not_found(format!("reservation {reservation_id} not found")))?;
-            OpOutput::Reservation(entry.view(reservation_id))
-        }
+        | Op::Release { reservation_id } => OpOutput::Reservation(
+            reservation_entry(ctx, locked, reservation_id)?.view(reservation_id),
+        ),
         _ => return super::decide_orders::output(ctx, locked, op, now_ms, config),
     })
 }

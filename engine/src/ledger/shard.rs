@@ -51,7 +51,8 @@ impl Router {
             hash ^= u64::from(*byte);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
         }
-        (hash % self.shards as u64) as usize
+        // The high half of hash × shards (Lemire's range reduction): no division.
+        ((u128::from(hash) * self.shards as u128) >> 64) as usize
     }
 }
 
@@ -187,10 +188,15 @@ pub struct ReservationEntry {
 
 impl ReservationEntry {
     pub fn view(&self, id: &str) -> Reservation {
+        self.view_with(id.to_string(), self.lines.clone())
+    }
+
+    /// The view, given its id and lines (equal to `self.lines`) already owned.
+    pub fn view_with(&self, id: String, lines: Vec<Line>) -> Reservation {
         Reservation {
-            reservation_id: id.to_string(),
+            reservation_id: id,
             state: self.state,
-            lines: self.lines.clone(),
+            lines,
             committed_lines: self.committed.clone(),
             created_at_ms: self.created_at_ms,
             expires_at_ms: self.expires_at_ms,
@@ -271,10 +277,13 @@ pub struct Shard {
     pub purchase_orders: Table<PurchaseOrderEntry>,
     /// Closed orders in the order they closed, for the order retention (time and count).
     pub closed_orders: VecDeque<(u64, String)>,
-    /// Ended objects in the order they ended, for retention by count and time.
-    pub ended: VecDeque<(u64, IdKind, String)>,
-    /// Active holds homed here, by (deadline, creating LSN).
-    pub expiry: BTreeMap<(u64, u64), String>,
+    /// Ended objects in the order they ended (end time, table, slot in that table), for
+    /// retention by count and time. Slots, not ids: a slot is vacated only by this queue's
+    /// `forget`, so an entry names its object until it is popped.
+    pub ended: VecDeque<(u64, IdKind, usize)>,
+    /// Active holds homed here, by (deadline, creating LSN), to their slot in `reservations`
+    /// (an active hold is never removed from the table).
+    pub expiry: BTreeMap<(u64, u64), usize>,
     /// Deadlines of active holds homed elsewhere that hold a SKU of this shard (with counts):
     /// an op here must expire those first once they are due.
     pub foreign_deadlines: BTreeMap<u64, u32>,
@@ -326,53 +335,33 @@ impl Shard {
     }
 
     /// Records that an object ended and forgets the oldest ended ids beyond the retention bounds.
-    pub fn note_ended(&mut self, at_ms: u64, kind: IdKind, id: &str, retention: Retention) {
-        self.ended.push_back((at_ms, kind, id.to_string()));
+    pub fn note_ended(&mut self, at_ms: u64, kind: IdKind, slot: usize, retention: Retention) {
+        self.ended.push_back((at_ms, kind, slot));
         while let Some((ended_at, _, _)) = self.ended.front() {
             let over_count = self.ended.len() > retention.count_per_shard;
             if !over_count && retention.retained(*ended_at, at_ms) {
                 break;
             }
-            let (ended_at, kind, id) = self.ended.pop_front().expect("front exists");
-            self.forget(ended_at, kind, &id);
+            let (ended_at, kind, slot) = self.ended.pop_front().expect("front exists");
+            self.forget(ended_at, kind, slot);
         }
     }
 
-    /// Drops an ended id unless the id has since been reused by a newer object.
-    fn forget(&mut self, ended_at: u64, kind: IdKind, id: &str) {
+    /// Drops an ended id unless the id has since been reused by a newer object (which keeps
+    /// the slot: a key is replaced in place).
+    fn forget(&mut self, ended_at: u64, kind: IdKind, slot: usize) {
+        fn drop_if<E>(table: &mut Table<E>, slot: usize, ended: impl Fn(&E) -> bool) {
+            if table.slot(slot).is_some_and(|(_, e)| ended(e)) {
+                table.remove_slot(slot);
+            }
+        }
         match kind {
-            IdKind::Reservation => {
-                if self
-                    .reservations
-                    .get(id)
-                    .is_some_and(|r| r.ended_at_ms == Some(ended_at))
-                {
-                    self.reservations.remove(id);
-                }
-            }
-            IdKind::Receipt => {
-                if self.receipts.get(id).is_some_and(|e| e.at_ms == ended_at) {
-                    self.receipts.remove(id);
-                }
-            }
-            IdKind::Adjustment => {
-                if self
-                    .adjustments
-                    .get(id)
-                    .is_some_and(|e| e.at_ms == ended_at)
-                {
-                    self.adjustments.remove(id);
-                }
-            }
-            IdKind::Return => {
-                if self
-                    .returns
-                    .get(id)
-                    .is_some_and(|e| e.ret.decided_at_ms == ended_at)
-                {
-                    self.returns.remove(id);
-                }
-            }
+            IdKind::Reservation => drop_if(&mut self.reservations, slot, |r| {
+                r.ended_at_ms == Some(ended_at)
+            }),
+            IdKind::Receipt => drop_if(&mut self.receipts, slot, |e| e.at_ms == ended_at),
+            IdKind::Adjustment => drop_if(&mut self.adjustments, slot, |e| e.at_ms == ended_at),
+            IdKind::Return => drop_if(&mut self.returns, slot, |e| e.ret.decided_at_ms == ended_at),
         }
     }
 

@@ -1,7 +1,6 @@
 //! Shape checks and normalisation of requests, before any lock is taken. A request that fails
 //! here is malformed (`InvalidArgument`, naming the field) and observed nothing.
 
-use std::collections::BTreeSet;
 use std::fmt::Display;
 
 use crate::error::{Result, invalid};
@@ -72,7 +71,8 @@ impl Display for LineField {
 
 /// Lines: 1..=LINES_PER_OP_MAX (0 allowed when `may_be_empty`), valid SKUs and quantities, each
 /// SKU once. Returns them sorted by SKU (payloads compare as sets).
-pub fn lines(lines: &[Line], may_be_empty: bool) -> Result<Vec<Line>> {
+/// Checks lines and sorts them in place (the normal form compares as a set).
+pub fn lines(lines: &mut [Line], may_be_empty: bool) -> Result<()> {
     if lines.is_empty() && !may_be_empty {
         return Err(invalid("lines must not be empty"));
     }
@@ -83,20 +83,20 @@ pub fn lines(lines: &[Line], may_be_empty: bool) -> Result<Vec<Line>> {
             limits::LINES_PER_OP_MAX
         )));
     }
-    let mut seen = BTreeSet::new();
     for (i, line) in lines.iter().enumerate() {
         key(LineField(i, "sku"), &line.sku, limits::SKU_BYTES_MAX)?;
         quantity(LineField(i, "quantity"), line.quantity)?;
-        if !seen.insert(line.sku.as_str()) {
+        // Quadratic, but over at most LINES_PER_OP_MAX lines and with no allocation: most ops
+        // have one to three lines.
+        if lines[..i].iter().any(|seen| seen.sku == line.sku) {
             return Err(invalid(format!(
                 "lines[{i}].sku {} appears more than once",
                 line.sku
             )));
         }
     }
-    let mut sorted = lines.to_vec();
-    sorted.sort();
-    Ok(sorted)
+    lines.sort_unstable();
+    Ok(())
 }
 
 pub fn ttl_seconds(value: u32, default: u32) -> Result<u32> {
@@ -190,9 +190,11 @@ pub fn op(
             ttl_seconds: ttl,
         } => {
             id("reservation_id", &reservation_id)?;
+            let mut l = l;
+            lines(&mut l, false)?;
             Op::Reserve {
                 reservation_id,
-                lines: lines(&l, false)?,
+                lines: l,
                 ttl_seconds: ttl_seconds(ttl, ttl_default_seconds)?,
             }
         }
@@ -201,9 +203,11 @@ pub fn op(
             lines: l,
         } => {
             id("reservation_id", &reservation_id)?;
+            let mut l = l;
+            lines(&mut l, true)?;
             Op::Commit {
                 reservation_id,
-                lines: lines(&l, true)?,
+                lines: l,
             }
         }
         Op::Release { reservation_id } => {
@@ -289,7 +293,7 @@ fn order_op(op: &mut Op, payment_timeout_default_seconds: u32) -> Result<()> {
         } => {
             id("order_id", order_id)?;
             id("customer_id", customer_id)?;
-            *l = lines(l, false)?;
+            lines(l, false)?;
             text(
                 "shipping_address",
                 shipping_address,
@@ -353,7 +357,7 @@ fn order_op(op: &mut Op, payment_timeout_default_seconds: u32) -> Result<()> {
             id("return_id", return_id)?;
             id("order_id", order_id)?;
             text("reason", reason, limits::REASON_BYTES_MAX)?;
-            *l = lines(l, false)?;
+            lines(l, false)?;
         }
         Op::ApproveReturn {
             return_id,
