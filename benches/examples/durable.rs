@@ -2,7 +2,9 @@
 //! durability watermark, not blocked threads):
 //! `cargo run --release -p benches --example durable -- TASKS SECONDS [SKUS]`.
 //! Each task loops reserve → release on a random SKU, each op awaited until durable (WAL +
-//! fdatasync); prints ops/s, ack latency percentiles and records per fsync.
+//! fdatasync); prints ops/s, ack latency percentiles and records per fsync. `SYNC=none` in
+//! the environment skips the fsync (the CPU ceiling of the same path); `WORKERS=n` sets the
+//! runtime's worker threads (default 2, the cores of the development machine).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,15 +20,19 @@ fn main() {
         .collect();
     let (tasks, seconds) = (args[0], args[1] as u64);
     let skus = args.get(2).copied().unwrap_or(10_000);
+    let sync = match std::env::var("SYNC").as_deref() {
+        Ok("none") => SyncMode::None,
+        _ => SyncMode::Fsync,
+    };
+    let workers = std::env::var("WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(2);
     let dir = tempfile::tempdir().expect("tempdir");
-    let engine = engine_with_stock(
-        dir.path(),
-        SyncMode::Fsync,
-        engine::engine::default_shards(),
-        skus,
-    );
+    let engine = engine_with_stock(dir.path(), sync, engine::engine::default_shards(), skus);
     let names: Arc<Vec<String>> = Arc::new((0..skus).map(sku).collect());
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
         .expect("runtime");
@@ -40,7 +46,7 @@ fn main() {
                 tokio::spawn(async move {
                     let mut rng = XorShift(0x51ed + t as u64);
                     let prefix = format!("{t}-");
-                    let mut mine = Vec::new();
+                    let mut mine = Vec::with_capacity(1 << 14);
                     let mut i = 0;
                     while !stop.load(Ordering::Relaxed) {
                         let id = numbered(&prefix, i);
@@ -74,8 +80,11 @@ fn main() {
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     let records = after.records_written - before.records_written;
     let fsyncs = after.fsyncs - before.fsyncs;
+    let fsync_micros =
+        (after.fsync_nanos_total - before.fsync_nanos_total) as f64 / fsyncs.max(1) as f64 / 1e3;
     println!(
-        "{tasks} tasks, {skus} SKUs: {} durable ops in {elapsed:.2?} = {:.0} ops/s; ack p50 {:?} p99 {:?} max {:?}; {:.1} records/fsync",
+        "{tasks} tasks, {skus} SKUs: {} durable ops in {elapsed:.2?} = {:.0} ops/s; ack p50 {:?} p99 {:?} max {:?}; \
+         {:.1} records/fsync, {fsyncs} fsyncs of {fsync_micros:.0} µs on average",
         latencies.len(),
         latencies.len() as f64 / elapsed.as_secs_f64(),
         pct(0.50),

@@ -239,6 +239,30 @@ impl Engine {
         }
     }
 
+    /// Adds `more` to the locked shards without letting go of the ones held, if that cannot
+    /// deadlock: a shard above every held one is locked (waiting is fine: the order stays
+    /// ascending), one below is only tried. Returns false — holding what it managed to add —
+    /// when a lower shard was busy; the caller then unlocks everything and locks the union
+    /// in order.
+    fn extend_lock<'a>(&'a self, locked: &mut Locked<'a>, more: &ShardSet) -> bool {
+        for shard in more.iter() {
+            let at = match locked.guards.binary_search_by_key(&shard, |(i, _)| *i) {
+                Ok(_) => continue,
+                Err(at) => at,
+            };
+            let guard = if at == locked.guards.len() {
+                self.shards[shard].lock()
+            } else {
+                match self.shards[shard].try_lock() {
+                    Some(guard) => guard,
+                    None => return false,
+                }
+            };
+            locked.guards.insert(at, (shard, guard));
+        }
+        true
+    }
+
     /// Applies one WAL record during recovery, with every precondition checked.
     fn replay(&self, lsn: u64, payload: &[u8]) -> Result<(), String> {
         let record = Record::decode(payload).map_err(|e| format!("undecodable payload: {e}"))?;
@@ -415,20 +439,27 @@ impl Engine {
                 | Op::RejectReturn { .. }
         );
         let mut shards = {
+            // With nothing locked no entity is looked at, so the time does not matter.
             let mut nothing = self.lock(&ShardSet::default());
-            self.op_shards(&op, &mut nothing, self.clock.now_ms())
+            self.op_shards(&op, &mut nothing, 0)
         };
-        loop {
+        'pass: loop {
             // Expiries written by anyone since this pass began: progress, not a stuck index.
             let expired_before = self.expired_total.load(Ordering::Acquire);
             let now = self.clock.now_ms();
             let mut locked = self.lock(&shards);
-            if discovers {
+            // Grow the lock set in place while that is deadlock-free (the entities looked at
+            // stay locked, so what they lead to stays true); else unlock and lock the union.
+            while discovers {
                 let needed = self.op_shards(&op, &mut locked, now);
-                if !shards.covers(&needed) {
+                if shards.covers(&needed) {
+                    break;
+                }
+                let grown = self.extend_lock(&mut locked, &needed);
+                shards.extend(needed.iter());
+                if !grown {
                     drop(locked);
-                    shards.extend(needed.iter());
-                    continue;
+                    continue 'pass;
                 }
             }
             if locked.next_expiry_ms().is_some_and(|due| due <= now) {

@@ -261,3 +261,73 @@ fn torn_write_is_truncated_on_restart() {
     assert_eq!(dropped, 9);
     assert_eq!(engine.dump(), acked);
 }
+
+/// Replies awaited by tasks (as the server's are): each is woken once its record is durable,
+/// and on a failed fsync every waiting task gets UNAVAILABLE — none is left waiting.
+#[test]
+fn async_waiters_are_woken_by_their_commit_and_all_by_a_failure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let faults = Faults::new();
+    let fs = Arc::new(FaultyFs {
+        faults: faults.clone(),
+    });
+    let engine = common::open_fs(
+        common::config(dir.path(), 4, SyncMode::Fsync),
+        fs,
+        Arc::new(ManualClock::new(1_000)),
+    );
+    engine.execute(common::product("A")).expect("product");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    const TASKS: usize = 64;
+    let run_all = |prefix: &'static str| {
+        let engine = engine.clone();
+        runtime.block_on(async move {
+            let tasks: Vec<_> = (0..TASKS)
+                .map(|i| {
+                    let engine = engine.clone();
+                    tokio::spawn(async move {
+                        let id = format!("{prefix}{i}");
+                        let submitted = engine.submit(common::receive(&id, "A", 1));
+                        let waited = engine.wait_durable_async(submitted.wait_lsn).await;
+                        let durable_at_wake = engine.stats().durable_lsn;
+                        (
+                            waited.and(submitted.result),
+                            submitted.wait_lsn,
+                            durable_at_wake,
+                        )
+                    })
+                })
+                .collect();
+            let mut out = Vec::new();
+            for task in tasks {
+                // A guard against a lost wakeup hanging the suite, not a timing assertion.
+                let joined = tokio::time::timeout(std::time::Duration::from_secs(60), task)
+                    .await
+                    .expect("every waiting task is woken");
+                out.push(joined.expect("task"));
+            }
+            out
+        })
+    };
+    let acked = run_all("ok-");
+    for (result, lsn, durable_at_wake) in &acked {
+        assert!(result.is_ok(), "{result:?}");
+        assert!(
+            durable_at_wake >= lsn,
+            "woken before record {lsn} was durable"
+        );
+    }
+    assert_eq!(engine.get_stock("A").expect("stock").on_hand, TASKS as u64);
+    faults.fail_sync.store(true, Ordering::SeqCst);
+    let refused = run_all("failed-");
+    for (result, _, _) in &refused {
+        assert!(
+            matches!(result, Err(EngineError::Unavailable(_))),
+            "{result:?}"
+        );
+    }
+}

@@ -14,6 +14,8 @@
 
 use std::collections::VecDeque;
 
+use smallvec::SmallVec;
+
 use super::apply::{Ctx, Locked};
 use super::decide_orders::history_push;
 use super::shard::{AlertState, HistoryKind};
@@ -46,13 +48,22 @@ fn touched_by(event: &Event) -> (Option<&str>, &[Line], &[Line]) {
     }
 }
 
-/// Every SKU the events touch, in order, repeats included (no allocation on the hot path).
-fn touched_skus(events: &[Event]) -> impl Iterator<Item = &str> + Clone {
-    events.iter().flat_map(|event| {
+/// Every SKU the events touch, once each, in order of first touch (inline for the common
+/// few: no allocation on the hot path).
+fn touched_skus(events: &[Event]) -> SmallVec<[&str; 8]> {
+    let mut skus: SmallVec<[&str; 8]> = SmallVec::new();
+    for event in events {
         let (one, lines, more) = touched_by(event);
-        one.into_iter()
+        for sku in one
+            .into_iter()
             .chain(lines.iter().chain(more).map(|l| l.sku.as_str()))
-    })
+        {
+            if !skus.contains(&sku) {
+                skus.push(sku);
+            }
+        }
+    }
+    skus
 }
 
 /// The alert events the current state of the SKUs that `applied` touched calls for (each SKU
@@ -65,11 +76,7 @@ pub fn derive(
 ) -> Vec<Event> {
     let mut events = Vec::new();
     let none = AlertState::default();
-    let skus = touched_skus(applied);
-    for (i, sku) in skus.clone().enumerate() {
-        if skus.clone().take(i).any(|seen| seen == sku) {
-            continue;
-        }
+    for sku in touched_skus(applied) {
         let Some(entry) = locked.shard(ctx.router.of(sku)).skus.get(sku) else {
             continue;
         };

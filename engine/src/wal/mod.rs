@@ -9,6 +9,7 @@
 
 pub mod fs;
 pub mod segment;
+mod waiters;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -182,6 +183,8 @@ struct Shared {
     durable_mutex: Mutex<()>,
     durable_cv: Condvar,
     durable_tx: tokio::sync::watch::Sender<u64>,
+    /// Async waits on `durable_lsn`, woken by LSN (replies; `durable_tx` is for followers).
+    durable_waiters: waiters::Waiters,
     failed: AtomicBool,
     failure: Mutex<Option<String>>,
     shutdown: AtomicBool,
@@ -346,6 +349,7 @@ impl Wal {
             durable_mutex: Mutex::new(()),
             durable_cv: Condvar::new(),
             durable_tx,
+            durable_waiters: waiters::Waiters::default(),
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
             shutdown: AtomicBool::new(false),
@@ -428,11 +432,12 @@ impl Wal {
         if self.durable_lsn() >= lsn {
             return Ok(());
         }
-        let mut rx = self.shared.durable_tx.subscribe();
-        let shared = self.shared.clone();
-        let _ = rx
-            .wait_for(|&durable| durable >= lsn || shared.failed.load(Ordering::Acquire))
-            .await;
+        DurableWait {
+            shared: &self.shared,
+            lsn,
+            key: None,
+        }
+        .await;
         if self.durable_lsn() >= lsn {
             Ok(())
         } else {
@@ -672,6 +677,7 @@ impl Writer {
             let _guard = self.shared.durable_mutex.lock();
             self.shared.durable_cv.notify_all();
         }
+        self.shared.durable_waiters.wake_through(lsn);
         self.shared.durable_tx.send_replace(lsn);
     }
 
@@ -683,7 +689,56 @@ impl Writer {
             let _guard = self.shared.durable_mutex.lock();
             self.shared.durable_cv.notify_all();
         }
+        self.shared.durable_waiters.wake_through(u64::MAX);
         self.shared.durable_tx.send_modify(|_| {});
+    }
+}
+
+/// The future of [`Wal::wait_durable_async`]: ready once `lsn` is durable or the log failed.
+struct DurableWait<'a> {
+    shared: &'a Shared,
+    lsn: u64,
+    key: Option<waiters::Key>,
+}
+
+impl DurableWait<'_> {
+    fn ready(&self) -> bool {
+        self.shared.durable_lsn.load(Ordering::Acquire) >= self.lsn
+            || self.shared.failed.load(Ordering::Acquire)
+    }
+}
+
+impl std::future::Future for DurableWait<'_> {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.ready() {
+            if let Some(key) = self.key.take() {
+                self.shared.durable_waiters.cancel(key);
+            }
+            return std::task::Poll::Ready(());
+        }
+        let key = self
+            .shared
+            .durable_waiters
+            .register(self.key, self.lsn, cx.waker(), || self.ready());
+        self.key = key;
+        match key {
+            None => std::task::Poll::Ready(()),
+            Some(_) => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl Drop for DurableWait<'_> {
+    fn drop(&mut self) {
+        // A wait dropped before its wakeup (a cancelled RPC) leaves no registration behind.
+        if let Some(key) = self.key.take() {
+            self.shared.durable_waiters.cancel(key);
+        }
     }
 }
 
