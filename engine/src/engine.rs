@@ -450,16 +450,18 @@ impl Engine {
             let mut locked = self.lock(&shards);
             // Grow the lock set in place while that is deadlock-free (the entities looked at
             // stay locked, so what they lead to stays true); else unlock and lock the union.
-            while discovers {
-                let needed = self.op_shards(&op, &mut locked, now);
-                if shards.covers(&needed) {
-                    break;
-                }
-                let grown = self.extend_lock(&mut locked, &needed);
-                shards.extend(needed.iter());
-                if !grown {
-                    drop(locked);
-                    continue 'pass;
+            if discovers {
+                loop {
+                    let needed = self.op_shards(&op, &mut locked, now);
+                    if shards.covers(&needed) {
+                        break;
+                    }
+                    let grown = self.extend_lock(&mut locked, &needed);
+                    shards.extend(needed.iter());
+                    if !grown {
+                        drop(locked);
+                        continue 'pass;
+                    }
                 }
             }
             if locked.next_expiry_ms().is_some_and(|due| due <= now) {
