@@ -62,17 +62,15 @@ pub struct Locked<'a> {
 }
 
 impl Locked<'_> {
+    // A linear scan: an op holds a handful of shards.
     pub fn shard(&mut self, index: usize) -> &mut Shard {
-        let at = self
-            .guards
-            .binary_search_by_key(&index, |(i, _)| *i)
-            .unwrap_or_else(|_| panic!("shard {index} is not locked"));
-        &mut self.guards[at].1
+        match self.guards.iter_mut().find(|(i, _)| *i == index) {
+            Some((_, guard)) => guard,
+            None => panic!("shard {index} is not locked"),
+        }
     }
     pub fn holds(&self, index: usize) -> bool {
-        self.guards
-            .binary_search_by_key(&index, |(i, _)| *i)
-            .is_ok()
+        self.guards.iter().any(|(i, _)| *i == index)
     }
     pub fn max_last_lsn(&self) -> u64 {
         self.guards
@@ -208,9 +206,10 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, at: At, event: &Event) -> Result<()
                 entry.publish();
             }
             let home = ctx.router.of(reservation_id);
-            match locked.shard(home).reservations.get(reservation_id) {
-                Some(existing) if existing.stamp >= at.stamp => return Ok(()),
-                Some(existing) if existing.state == ReservationState::Active => {
+            let existing = locked.shard(home).reservations.slot_of(reservation_id);
+            match existing.and_then(|slot| locked.shard(home).reservations.slot(slot)) {
+                Some((_, e)) if e.stamp >= at.stamp => return Ok(()),
+                Some((_, e)) if e.state == ReservationState::Active => {
                     return Err(format!("reservation {reservation_id} is already active"));
                 }
                 _ => {}
@@ -232,10 +231,15 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, at: At, event: &Event) -> Result<()
                 stamp: at.stamp,
             };
             let foreign = foreign_shards(ctx, reservation_id, lines);
-            let slot = locked
-                .shard(home)
-                .reservations
-                .insert(reservation_id.clone(), entry);
+            let table = &mut locked.shard(home).reservations;
+            // An ended hold whose id is reused after its retention keeps its slot.
+            let slot = match existing {
+                Some(slot) => {
+                    *table.slot_mut(slot).expect("found above").1 = entry;
+                    slot
+                }
+                None => table.insert_absent(reservation_id.clone(), entry),
+            };
             index_hold(locked, home, slot, (*expires_at_ms, lsn), foreign, true);
             ctx.live_holds.fetch_add(1, Ordering::Relaxed);
         }

@@ -7,7 +7,7 @@ use crate::engine::EngineConfig;
 use crate::error::{EngineError, Result, exists, not_found, precondition};
 use crate::event::Event;
 use crate::limits;
-use crate::model::{Line, Op, OpOutput, Product, ReservationState};
+use crate::model::{Line, Op, OpOutput, Product, Reservation, ReservationState};
 
 // A decision lives for one op on the stack; boxing the reply would only add an allocation.
 #[allow(clippy::large_enum_variant)]
@@ -331,14 +331,25 @@ pub fn output_written(
         Op::Reserve {
             reservation_id,
             lines,
-            ..
+            ttl_seconds,
         } => {
-            let entry = reservation_entry(ctx, locked, &reservation_id)?;
-            // The written hold's lines are the op's (validated, in normal form).
-            debug_assert_eq!(entry.lines, lines);
-            Ok(OpOutput::Reservation(
-                entry.view_with(reservation_id, lines),
-            ))
+            // The hold just written is the op's: no need to look it up again.
+            let reservation = Reservation {
+                reservation_id,
+                state: ReservationState::Active,
+                lines,
+                committed_lines: Vec::new(),
+                created_at_ms: now_ms,
+                expires_at_ms: now_ms + u64::from(ttl_seconds) * 1000,
+                ttl_seconds,
+            };
+            debug_assert_eq!(
+                reservation_entry(ctx, locked, &reservation.reservation_id)
+                    .map(|e| e.view(&reservation.reservation_id))
+                    .as_ref(),
+                Ok(&reservation)
+            );
+            Ok(OpOutput::Reservation(reservation))
         }
         Op::Commit { reservation_id, .. } | Op::Release { reservation_id } => {
             let entry = reservation_entry(ctx, locked, &reservation_id)?;

@@ -88,10 +88,28 @@ impl<E> Table<E> {
     /// Inserts or replaces the entity under `key`; returns its slot.
     pub fn insert(&mut self, key: String, entity: E) -> usize {
         let hash = self.hash(&key);
-        if let Some(slot) = self.slot_of(&key) {
+        let slots = &self.slots;
+        let found = self
+            .index
+            .find(hash, |&slot| {
+                slots[slot].as_ref().is_some_and(|(k, _)| *k == key)
+            })
+            .copied();
+        if let Some(slot) = found {
             self.slots[slot].as_mut().expect("indexed slot is full").1 = entity;
             return slot;
         }
+        self.insert_hashed(hash, key, entity)
+    }
+
+    /// Inserts an entity whose key the caller has just looked up and not found (one lookup
+    /// fewer than [`Table::insert`]); returns its slot.
+    pub fn insert_absent(&mut self, key: String, entity: E) -> usize {
+        debug_assert!(!self.contains(&key), "insert_absent of a present key");
+        self.insert_hashed(self.hash(&key), key, entity)
+    }
+
+    fn insert_hashed(&mut self, hash: u64, key: String, entity: E) -> usize {
         let slot = match self.vacant.pop() {
             Some(slot) => slot,
             None => {

@@ -29,12 +29,27 @@ fn key(field: impl Display, value: &str, bytes_max: usize) -> Result<()> {
             value.len()
         )));
     }
-    if value.chars().any(char::is_control) {
+    if has_control(value) {
         return Err(invalid(format!(
             "{field} must not contain control characters"
         )));
     }
     Ok(())
+}
+
+/// Whether `value` has a control character (Unicode Cc: U+0000–U+001F, U+007F–U+009F). Keys
+/// are mostly ASCII: bytes are checked directly, and only a string with a non-ASCII byte is
+/// decoded.
+fn has_control(value: &str) -> bool {
+    for &byte in value.as_bytes() {
+        if byte >= 0x80 {
+            return value.chars().any(char::is_control);
+        }
+        if byte < 0x20 || byte == 0x7f {
+            return true;
+        }
+    }
+    false
 }
 
 pub fn quantity(field: impl Display, value: u32) -> Result<()> {
@@ -70,8 +85,7 @@ impl Display for LineField {
 }
 
 /// Lines: 1..=LINES_PER_OP_MAX (0 allowed when `may_be_empty`), valid SKUs and quantities, each
-/// SKU once. Returns them sorted by SKU (payloads compare as sets).
-/// Checks lines and sorts them in place (the normal form compares as a set).
+/// SKU once. Sorts them by SKU in place (the normal form: payloads compare as sets).
 pub fn lines(lines: &mut [Line], may_be_empty: bool) -> Result<()> {
     if lines.is_empty() && !may_be_empty {
         return Err(invalid("lines must not be empty"));
