@@ -131,7 +131,7 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, at: At, event: &Event) -> Result<()
                         stamp: at.stamp,
                     };
                     entry.publish();
-                    shard.skus.insert(sku.clone(), entry);
+                    shard.skus.insert(sku, entry);
                 }
             }
         }
@@ -207,9 +207,9 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, at: At, event: &Event) -> Result<()
             }
             let home = ctx.router.of(reservation_id);
             let existing = locked.shard(home).reservations.slot_of(reservation_id);
-            match existing.and_then(|slot| locked.shard(home).reservations.slot(slot)) {
-                Some((_, e)) if e.stamp >= at.stamp => return Ok(()),
-                Some((_, e)) if e.state == ReservationState::Active => {
+            match existing.and_then(|slot| locked.shard(home).reservations.entity(slot)) {
+                Some(e) if e.stamp >= at.stamp => return Ok(()),
+                Some(e) if e.state == ReservationState::Active => {
                     return Err(format!("reservation {reservation_id} is already active"));
                 }
                 _ => {}
@@ -235,10 +235,10 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, at: At, event: &Event) -> Result<()
             // An ended hold whose id is reused after its retention keeps its slot.
             let slot = match existing {
                 Some(slot) => {
-                    *table.slot_mut(slot).expect("found above").1 = entry;
+                    *table.entity_mut(slot).expect("found above") = entry;
                     slot
                 }
-                None => table.insert_absent(reservation_id.clone(), entry),
+                None => table.insert_absent(reservation_id, entry),
             };
             index_hold(locked, home, slot, (*expires_at_ms, lsn), foreign, true);
             ctx.live_holds.fetch_add(1, Ordering::Relaxed);
@@ -367,7 +367,7 @@ fn apply_stock_change(
         at_ms: at.ms,
         stamp: at.stamp,
     };
-    let slot = table.insert(change.id.to_string(), remembered);
+    let slot = table.insert(change.id, remembered);
     shard.note_ended(at.ms, change.kind, slot, ctx.retention);
     Ok(())
 }
@@ -464,10 +464,10 @@ fn end_hold(
         .slot_of(id)
         .ok_or_else(|| format!("unknown reservation {id}"))?;
     let (key, foreign) = {
-        let (_, entry) = locked
+        let entry = locked
             .shard(home)
             .reservations
-            .slot(slot)
+            .entity(slot)
             .expect("found above");
         if entry.stamp >= at.stamp {
             return Ok(());
@@ -497,7 +497,7 @@ fn end_hold(
     };
     index_hold(locked, home, slot, key, foreign, false);
     let shard = locked.shard(home);
-    let (_, stored) = shard.reservations.slot_mut(slot).expect("present above");
+    let stored = shard.reservations.entity_mut(slot).expect("present above");
     stored.state = state;
     stored.committed = committed.to_vec();
     stored.ended_at_ms = Some(at.ms);

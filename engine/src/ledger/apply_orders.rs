@@ -542,7 +542,7 @@ fn decide_return(
         .returns
         .slot_of(return_id)
         .ok_or_else(|| format!("unknown return {return_id}"))?;
-    let (_, entry) = shard.returns.slot_mut(slot).expect("found above");
+    let entry = shard.returns.entity_mut(slot).expect("found above");
     if entry.stamp >= at.stamp {
         return Ok(());
     }

@@ -353,7 +353,7 @@ impl Shard {
     /// the slot: a key is replaced in place).
     fn forget(&mut self, ended_at: u64, kind: IdKind, slot: usize) {
         fn drop_if<E>(table: &mut Table<E>, slot: usize, ended: impl Fn(&E) -> bool) {
-            if table.slot(slot).is_some_and(|(_, e)| ended(e)) {
+            if table.entity(slot).is_some_and(ended) {
                 table.remove_slot(slot);
             }
         }

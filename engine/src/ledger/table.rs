@@ -5,15 +5,22 @@
 //! snapshot re-creates it.
 //!
 //! The key is stored once, in its slot: the hash index holds only slot numbers and compares
-//! keys through the slab. That saves a copy (an allocation) of every key on the hot path, and
-//! lets other indexes of a shard (expiry, retention queues) name an entity by its slot.
+//! keys through the slab. That saves a copy of every key on the hot path, and lets other
+//! indexes of a shard (expiry, retention queues) name an entity by its slot.
 
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher as _};
 
 use hashbrown::HashTable;
 
 // Seeded per table: keys are client ids, so collisions must not be predictable.
 type Hasher = foldhash::fast::RandomState;
+
+/// The bytes alone (a slice's `Hash` adds its length; equality is checked after the hash).
+fn hash_bytes(hasher: &Hasher, bytes: &[u8]) -> u64 {
+    let mut state = hasher.build_hasher();
+    state.write(bytes);
+    state.finish()
+}
 
 #[derive(Debug, Clone)]
 pub struct Table<E> {
@@ -35,8 +42,8 @@ impl<E> Default for Table<E> {
 }
 
 impl<E> Table<E> {
-    fn hash(&self, key: &str) -> u64 {
-        self.hasher.hash_one(key)
+    fn hash(&self, key: &[u8]) -> u64 {
+        hash_bytes(&self.hasher, key)
     }
 
     /// Makes room for `additional` more entities without rehashing (bulk loads).
@@ -44,12 +51,13 @@ impl<E> Table<E> {
         self.slots.reserve(additional);
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.index.reserve(additional, |&slot| {
-            hasher.hash_one(
+            hash_bytes(
+                hasher,
                 slots[slot]
                     .as_ref()
                     .expect("indexed slot is full")
                     .0
-                    .as_str(),
+                    .as_bytes(),
             )
         });
     }
@@ -64,16 +72,19 @@ impl<E> Table<E> {
 
     /// The slot holding `key`, if any.
     pub fn slot_of(&self, key: &str) -> Option<usize> {
-        let slots = &self.slots;
+        let (slots, key) = (&self.slots, key.as_bytes());
         self.index
             .find(self.hash(key), |&slot| {
-                slots[slot].as_ref().is_some_and(|(k, _)| k == key)
+                slots[slot]
+                    .as_ref()
+                    .is_some_and(|(k, _)| k.as_bytes() == key)
             })
             .copied()
     }
 
     pub fn get(&self, key: &str) -> Option<&E> {
-        self.slot_of(key).map(|slot| self.full(slot).1)
+        self.slot_of(key)
+            .map(|slot| &self.slots[slot].as_ref().expect("indexed slot is full").1)
     }
 
     pub fn get_mut(&mut self, key: &str) -> Option<&mut E> {
@@ -86,13 +97,14 @@ impl<E> Table<E> {
     }
 
     /// Inserts or replaces the entity under `key`; returns its slot.
-    pub fn insert(&mut self, key: String, entity: E) -> usize {
-        let hash = self.hash(&key);
+    /// `key` may be borrowed (copied only if new) or owned (moved in).
+    pub fn insert<K: AsRef<str> + Into<String>>(&mut self, key: K, entity: E) -> usize {
+        let hash = self.hash(key.as_ref().as_bytes());
         let slots = &self.slots;
         let found = self
             .index
             .find(hash, |&slot| {
-                slots[slot].as_ref().is_some_and(|(k, _)| *k == key)
+                slots[slot].as_ref().is_some_and(|(k, _)| k == key.as_ref())
             })
             .copied();
         if let Some(slot) = found {
@@ -104,12 +116,15 @@ impl<E> Table<E> {
 
     /// Inserts an entity whose key the caller has just looked up and not found (one lookup
     /// fewer than [`Table::insert`]); returns its slot.
-    pub fn insert_absent(&mut self, key: String, entity: E) -> usize {
-        debug_assert!(!self.contains(&key), "insert_absent of a present key");
-        self.insert_hashed(self.hash(&key), key, entity)
+    pub fn insert_absent<K: AsRef<str> + Into<String>>(&mut self, key: K, entity: E) -> usize {
+        debug_assert!(
+            !self.contains(key.as_ref()),
+            "insert_absent of a present key"
+        );
+        self.insert_hashed(self.hash(key.as_ref().as_bytes()), key, entity)
     }
 
-    fn insert_hashed(&mut self, hash: u64, key: String, entity: E) -> usize {
+    fn insert_hashed(&mut self, hash: u64, key: impl Into<String>, entity: E) -> usize {
         let slot = match self.vacant.pop() {
             Some(slot) => slot,
             None => {
@@ -118,10 +133,17 @@ impl<E> Table<E> {
             }
         };
         debug_assert!(self.slots[slot].is_none(), "a vacant slot is empty");
-        self.slots[slot] = Some((key, entity));
+        self.slots[slot] = Some((key.into(), entity));
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.index.insert_unique(hash, slot, |&s| {
-            hasher.hash_one(slots[s].as_ref().expect("indexed slot is full").0.as_str())
+            hash_bytes(
+                hasher,
+                slots[s]
+                    .as_ref()
+                    .expect("indexed slot is full")
+                    .0
+                    .as_bytes(),
+            )
         });
         slot
     }
@@ -134,7 +156,7 @@ impl<E> Table<E> {
     /// Empties `slot` (if full) and returns its entity.
     pub fn remove_slot(&mut self, slot: usize) -> Option<E> {
         let (key, entity) = self.slots.get_mut(slot)?.take()?;
-        let hash = self.hash(&key);
+        let hash = self.hash(key.as_bytes());
         match self.index.find_entry(hash, |&s| s == slot) {
             Ok(found) => {
                 found.remove();
@@ -150,11 +172,6 @@ impl<E> Table<E> {
         self.slots.len()
     }
 
-    fn full(&self, slot: usize) -> (&str, &E) {
-        let (k, e) = self.slots[slot].as_ref().expect("indexed slot is full");
-        (k.as_str(), e)
-    }
-
     /// The entity in `slot`, if the slot is full.
     pub fn slot(&self, slot: usize) -> Option<(&str, &E)> {
         self.slots
@@ -163,12 +180,20 @@ impl<E> Table<E> {
             .map(|(k, e)| (k.as_str(), e))
     }
 
+    /// The entity in `slot`, if the slot is full (without its key).
+    pub fn entity(&self, slot: usize) -> Option<&E> {
+        self.slots
+            .get(slot)
+            .and_then(|s| s.as_ref())
+            .map(|(_, e)| e)
+    }
+
     /// The entity in `slot`, mutable, if the slot is full.
-    pub fn slot_mut(&mut self, slot: usize) -> Option<(&str, &mut E)> {
+    pub fn entity_mut(&mut self, slot: usize) -> Option<&mut E> {
         self.slots
             .get_mut(slot)
             .and_then(|s| s.as_mut())
-            .map(|(k, e)| (k.as_str(), e))
+            .map(|(_, e)| e)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &E)> {
@@ -189,16 +214,16 @@ mod tests {
     #[test]
     fn slots_are_stable_and_reused() {
         let mut t = Table::default();
-        t.insert("a".into(), 1);
-        t.insert("b".into(), 2);
-        t.insert("c".into(), 3);
+        t.insert("a", 1);
+        t.insert("b", 2);
+        t.insert("c", 3);
         assert_eq!(t.slot(1), Some(("b", &2)));
         assert_eq!(t.remove("a"), Some(1));
         assert_eq!(t.get("a"), None);
         assert_eq!(t.slot(2), Some(("c", &3)), "others do not move");
-        assert_eq!(t.insert("d".into(), 4), 0, "vacant slot reused");
+        assert_eq!(t.insert("d", 4), 0, "vacant slot reused");
         assert_eq!(t.slot(0), Some(("d", &4)));
-        assert_eq!(t.insert("b".into(), 20), 1, "a replaced key keeps its slot");
+        assert_eq!(t.insert("b", 20), 1, "a replaced key keeps its slot");
         assert_eq!(t.get("b"), Some(&20));
         assert_eq!(t.len(), 3);
         assert_eq!(t.iter().count(), 3);
@@ -206,6 +231,30 @@ mod tests {
         assert_eq!(t.remove_slot(1), None, "already vacant");
         assert!(!t.contains("b"));
         assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn short_long_and_unicode_keys_round_trip() {
+        let mut t = Table::default();
+        let keys = [
+            "k".to_string(),
+            "x".repeat(22),
+            "y".repeat(23),
+            "z".repeat(64),
+            "wärme-€-✓".to_string(),
+            "x".repeat(21),
+        ];
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(t.insert(k.as_str(), i), i);
+        }
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(t.get(k), Some(&i), "{k}");
+            assert_eq!(t.slot(i), Some((k.as_str(), &i)));
+        }
+        assert_eq!(t.get(&"x".repeat(23)), None);
+        assert_eq!(t.remove(&keys[3]), Some(3));
+        assert_eq!(t.get(&keys[3]), None);
+        assert_eq!(t.iter().count(), keys.len() - 1);
     }
 
     #[test]
