@@ -521,7 +521,11 @@ impl Engine {
                 {
                     panic!("bug: a decided event does not apply at LSN {lsn}: {reason}");
                 }
-                if let Event::InventoryReserved { expires_at_ms, .. } = event {
+                // Most holds end after the earliest deadline already hinted: a load (the
+                // cache line stays shared between cores) instead of a write on every reserve.
+                if let Event::InventoryReserved { expires_at_ms, .. } = event
+                    && self.expiry_hint_ms.load(Ordering::Acquire) > *expires_at_ms
+                {
                     self.expiry_hint_ms
                         .fetch_min(*expires_at_ms, Ordering::AcqRel);
                 }
