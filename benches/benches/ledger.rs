@@ -1,5 +1,6 @@
 //! Ledger throughput: reserve+release pairs in process (WAL off), and durable ops with fsync
-//! from many concurrent submitters (with p99 ack latency printed).
+//! from many concurrent submitters — blocked threads, and async tasks as the server's are
+//! (with p99 ack latency printed).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -123,5 +124,33 @@ mod parking_latencies {
     }
 }
 
-criterion_group!(benches, in_process, durable);
+/// The same durable ops from async tasks, as the server submits them (one task per client
+/// request in flight).
+fn durable_async(c: &mut Criterion) {
+    let mut group = c.benchmark_group("wal_fsync");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = engine_with_stock(dir.path(), SyncMode::Fsync, default_shards(), 10_000);
+    let runtime = benches::runtime(2);
+    const TASKS: usize = 512;
+    let latencies = Arc::new(parking_latencies::Latencies::default());
+    group.bench_function(format!("reserve_or_release/{TASKS}_async_tasks"), |b| {
+        b.iter_custom(|iters| {
+            let run = RUN.fetch_add(1, Ordering::Relaxed);
+            let per_task = iters.div_ceil(TASKS as u64).max(2);
+            let (elapsed, mine) =
+                benches::durable_async_ops(&engine, &runtime, TASKS, per_task, 10_000, run);
+            let ran = mine.len() as u64;
+            latencies.extend(mine);
+            elapsed.mul_f64(iters as f64 / ran as f64)
+        })
+    });
+    group.finish();
+    let stats = engine.stats();
+    latencies.report(stats.records_written, stats.fsyncs);
+}
+
+criterion_group!(benches, in_process, durable, durable_async);
 criterion_main!(benches);

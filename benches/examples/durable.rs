@@ -1,16 +1,13 @@
 //! Durable throughput with async submitters (as the gRPC handlers are: tasks awaiting the
 //! durability watermark, not blocked threads):
-//! `cargo run --release -p benches --example durable -- TASKS SECONDS [SKUS]`.
-//! Each task loops reserve → release on a random SKU, each op awaited until durable (WAL +
-//! fdatasync); prints ops/s, ack latency percentiles and records per fsync. `SYNC=none` in
-//! the environment skips the fsync (the CPU ceiling of the same path); `WORKERS=n` sets the
-//! runtime's worker threads (default 2, the cores of the development machine).
+//! `cargo run --release -p benches --example durable -- TASKS OPS_PER_TASK [SKUS]`.
+//! Each task alternates reserve and release on a random SKU, each op awaited until durable
+//! (WAL + fdatasync); prints ops/s, ack latency percentiles and records per fsync.
+//! `SYNC=none` in the environment skips the fsync (the CPU ceiling of the same path);
+//! `WORKERS=n` sets the runtime's worker threads (default 2, the cores of the development
+//! machine).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
-
-use benches::{XorShift, engine_with_stock, numbered, release, reserve, sku};
+use benches::{durable_async_ops, engine_with_stock, runtime};
 use engine::SyncMode;
 
 fn main() {
@@ -18,7 +15,7 @@ fn main() {
         .skip(1)
         .map(|a| a.parse().expect("number"))
         .collect();
-    let (tasks, seconds) = (args[0], args[1] as u64);
+    let (tasks, ops_per_task) = (args[0], args[1] as u64);
     let skus = args.get(2).copied().unwrap_or(10_000);
     let sync = match std::env::var("SYNC").as_deref() {
         Ok("none") => SyncMode::None,
@@ -30,51 +27,10 @@ fn main() {
         .unwrap_or(2);
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = engine_with_stock(dir.path(), sync, engine::engine::default_shards(), skus);
-    let names: Arc<Vec<String>> = Arc::new((0..skus).map(sku).collect());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = runtime(workers);
     let before = engine.stats();
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let mut latencies: Vec<Duration> = runtime.block_on(async {
-        let handles: Vec<_> = (0..tasks)
-            .map(|t| {
-                let (engine, names, stop) = (engine.clone(), names.clone(), stop.clone());
-                tokio::spawn(async move {
-                    let mut rng = XorShift(0x51ed + t as u64);
-                    let prefix = format!("{t}-");
-                    let mut mine = Vec::with_capacity(1 << 14);
-                    let mut i = 0;
-                    while !stop.load(Ordering::Relaxed) {
-                        let id = numbered(&prefix, i);
-                        i += 1;
-                        let s = names[rng.next_below(names.len())].clone();
-                        let op_started = Instant::now();
-                        engine
-                            .execute_async(reserve(id.clone(), s))
-                            .await
-                            .expect("reserve");
-                        mine.push(op_started.elapsed());
-                        let op_started = Instant::now();
-                        engine.execute_async(release(id)).await.expect("release");
-                        mine.push(op_started.elapsed());
-                    }
-                    mine
-                })
-            })
-            .collect();
-        tokio::time::sleep(Duration::from_secs(seconds)).await;
-        stop.store(true, Ordering::Relaxed);
-        let mut all = Vec::new();
-        for h in handles {
-            all.extend(h.await.expect("task"));
-        }
-        all
-    });
-    let elapsed = started.elapsed();
+    let (elapsed, mut latencies) =
+        durable_async_ops(&engine, &runtime, tasks, ops_per_task, skus, 0);
     let after = engine.stats();
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];

@@ -133,3 +133,60 @@ impl XorShift {
 /// The allocator the server ships with (see `server/src/main.rs`), so figures are comparable.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Runs `ops_per_task` durable ops (alternately reserve and release of the hold just taken, on
+/// a random one of `skus`) from each of `tasks` async tasks on `runtime` — the way the
+/// server's handlers submit: tasks awaiting the durability watermark, not blocked threads.
+/// Returns the wall time and every op's ack latency. `run` keeps ids unique across calls.
+pub fn durable_async_ops(
+    engine: &Arc<Engine>,
+    runtime: &tokio::runtime::Runtime,
+    tasks: usize,
+    ops_per_task: u64,
+    skus: usize,
+    run: u64,
+) -> (std::time::Duration, Vec<std::time::Duration>) {
+    let names: Arc<Vec<String>> = Arc::new((0..skus).map(sku).collect());
+    let started = std::time::Instant::now();
+    let latencies = runtime.block_on(async {
+        let handles: Vec<_> = (0..tasks)
+            .map(|t| {
+                let (engine, names) = (engine.clone(), names.clone());
+                tokio::spawn(async move {
+                    let mut rng = XorShift(0x51ed + t as u64);
+                    let prefix = format!("a{run}-{t}-");
+                    let mut mine = Vec::with_capacity(ops_per_task as usize);
+                    for i in 0..ops_per_task.div_ceil(2) {
+                        let id = numbered(&prefix, i);
+                        let s = names[rng.next_below(names.len())].clone();
+                        let op_started = std::time::Instant::now();
+                        engine
+                            .execute_async(reserve(id.clone(), s))
+                            .await
+                            .expect("reserve");
+                        mine.push(op_started.elapsed());
+                        let op_started = std::time::Instant::now();
+                        engine.execute_async(release(id)).await.expect("release");
+                        mine.push(op_started.elapsed());
+                    }
+                    mine
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(h.await.expect("task"));
+        }
+        all
+    });
+    (started.elapsed(), latencies)
+}
+
+/// A runtime like the server's: `workers` threads (the development machine has 2 cores).
+pub fn runtime(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
