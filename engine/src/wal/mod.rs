@@ -716,9 +716,10 @@ impl std::future::Future for DurableWait<'_> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<()> {
         if self.ready() {
-            if let Some(key) = self.key.take() {
-                self.shared.durable_waiters.cancel(key);
-            }
+            // Whatever made it ready is followed by a `wake_through` that drains this wait's
+            // registration (the writer publishes, then wakes), so there is nothing to cancel:
+            // one lock fewer per op. Only a wait dropped before it is ready cancels (Drop).
+            self.key = None;
             return std::task::Poll::Ready(());
         }
         let key = self
