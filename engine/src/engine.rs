@@ -664,18 +664,31 @@ impl Engine {
     pub fn expire_due(&self, now: u64) -> usize {
         let mut due: BTreeSet<String> = BTreeSet::new();
         for shard in self.shards.iter() {
-            let shard = shard.lock();
-            due.extend(
-                shard
-                    .expiry
-                    .iter()
-                    .take_while(|((at, _), _)| *at <= now)
-                    .take(limits::EXPIRY_SWEEP_BATCH_MAX)
-                    .map(|(_, &slot)| {
-                        let (id, _) = shard.reservations.slot(slot).expect("indexed hold exists");
-                        id.to_string()
-                    }),
-            );
+            let mut shard = shard.lock();
+            let mut stale = Vec::new();
+            for (&key, &slot) in shard
+                .expiry
+                .iter()
+                .take_while(|((at, _), _)| *at <= now)
+                .take(limits::EXPIRY_SWEEP_BATCH_MAX)
+            {
+                match shard.reservations.slot(slot) {
+                    Some((id, r))
+                        if r.state == crate::model::ReservationState::Active
+                            && (r.expires_at_ms, r.created_lsn) == key =>
+                    {
+                        due.insert(id.to_string());
+                    }
+                    // A bug, not a state: an index entry whose hold is gone or was replaced.
+                    // Dropped (with an error in the log) rather than left to stall every op
+                    // on this shard behind a deadline nothing can expire.
+                    _ => stale.push(key),
+                }
+            }
+            for key in stale {
+                tracing::error!(?key, "expiry index named a slot without its hold; dropped");
+                shard.expiry.remove(&key);
+            }
         }
         let mut expired = 0;
         for id in &due {

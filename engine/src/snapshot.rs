@@ -302,6 +302,9 @@ impl Engine {
         }
         let mut ended: Vec<(u64, IdKind, usize)> = Vec::new();
         let mut foreign = Vec::new();
+        // A fuzzy cut can hold an id twice (a hold that ended, was forgotten and its id reused
+        // while the cut ran): keep the newer copy, then index what is kept — so the expiry
+        // index, the retention queue and the live-hold count see each hold once.
         for r in load.reservations {
             let entry = ReservationEntry {
                 lines: r.lines,
@@ -314,25 +317,37 @@ impl Engine {
                 created_lsn: r.created_lsn,
                 stamp: r.stamp,
             };
-            let (ended_at_ms, key) = (entry.ended_at_ms, (entry.expires_at_ms, entry.created_lsn));
-            // The other shards holding one of an active hold's SKUs count its deadline.
-            let mut others: Vec<usize> = match ended_at_ms {
-                Some(_) => Vec::new(),
-                None => entry
-                    .lines
-                    .iter()
-                    .map(|l| self.router.of(&l.sku))
-                    .filter(|&s| s != index)
-                    .collect(),
+            match shard.reservations.slot_of(&r.reservation_id) {
+                Some(slot) => {
+                    let kept = shard.reservations.entity_mut(slot).expect("found above");
+                    if kept.stamp < entry.stamp {
+                        *kept = entry;
+                    }
+                }
+                None => {
+                    shard.reservations.insert_absent(r.reservation_id, entry);
+                }
+            }
+        }
+        for slot in 0..shard.reservations.slots() {
+            let Some(entry) = shard.reservations.entity(slot) else {
+                continue;
             };
-            let slot = shard.reservations.insert(r.reservation_id, entry);
-            match ended_at_ms {
+            let key = (entry.expires_at_ms, entry.created_lsn);
+            match entry.ended_at_ms {
                 Some(at) => ended.push((at, IdKind::Reservation, slot)),
                 None => {
-                    shard.expiry.insert(key, slot);
+                    // The other shards holding one of an active hold's SKUs count its deadline.
+                    let mut others: Vec<usize> = entry
+                        .lines
+                        .iter()
+                        .map(|l| self.router.of(&l.sku))
+                        .filter(|&s| s != index)
+                        .collect();
                     others.sort_unstable();
                     others.dedup();
                     foreign.extend(others.into_iter().map(|s| (s, key.0)));
+                    shard.expiry.insert(key, slot);
                     self.live_holds.fetch_add(1, Ordering::Relaxed);
                 }
             }

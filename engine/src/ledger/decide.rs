@@ -317,7 +317,6 @@ fn sku_entry<'s>(
         .ok_or_else(|| not_found(format!("unknown SKU {sku}")))
 }
 
-/// The reply to an op, from the (possibly just changed) state.
 /// The reply to an op that was just written: [`output`], but the op's own strings move into
 /// the reply instead of being copied out of the state again.
 pub fn output_written(
@@ -374,6 +373,7 @@ fn reservation_entry<'s>(
         .ok_or_else(|| not_found(format!("reservation {id} not found")))
 }
 
+/// The reply to an op, from the (possibly just changed) state.
 pub fn output(
     ctx: &Ctx,
     locked: &mut Locked,

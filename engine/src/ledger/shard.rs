@@ -30,9 +30,12 @@ pub fn stamp_lsn(stamp: Stamp) -> u64 {
 }
 
 /// Maps a key (SKU or client id) to its shard: foldhash with a fixed seed (word at a time —
-/// FNV-1a's byte loop cost more than the table lookup it routes), stable across runs on
-/// 64-bit platforms. Nothing persists a shard number: snapshots and the WAL are routed again
-/// on load, so the function (and the shard count) may change between versions.
+/// FNV-1a's byte loop cost more than the table lookup it routes); the same on every run of one
+/// build (the foldhash version is pinned in the workspace). No shard number is stored:
+/// snapshots and the WAL are routed again on load, so the function and the shard count may
+/// change between versions. One thing does depend on routing: the id-retention *count* bound is
+/// per shard, so after a change a replay may remember a slightly different set of ended ids
+/// than the live engine did near that bound (the time bound does not depend on it).
 #[derive(Debug, Clone, Copy)]
 pub struct Router {
     shards: usize,
