@@ -331,3 +331,37 @@ fn async_waiters_are_woken_by_their_commit_and_all_by_a_failure() {
         );
     }
 }
+
+/// A request racing the shutdown: its record is queued after the writer's last pass and is
+/// never written. Its reply is UNAVAILABLE — blocking or async — instead of a wait forever.
+#[test]
+fn a_write_after_shutdown_is_refused_not_left_waiting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = common::open(
+        common::config(dir.path(), 2, SyncMode::Fsync),
+        Arc::new(ManualClock::new(1_000)),
+    );
+    engine.execute(common::product("A")).expect("product");
+    engine.shutdown();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let late = engine.clone();
+    std::thread::spawn(move || {
+        let blocking = late.execute(common::receive("r1", "A", 1));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let async_reply = runtime.block_on(late.execute_async(common::receive("r2", "A", 1)));
+        let _ = tx.send((blocking, async_reply));
+    });
+    // A guard against a hang, not a timing assertion.
+    let (blocking, async_reply) = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the late writes are answered");
+    for reply in [blocking, async_reply] {
+        assert!(
+            matches!(reply, Err(EngineError::Unavailable(_))),
+            "{reply:?}"
+        );
+    }
+}

@@ -188,6 +188,9 @@ struct Shared {
     failed: AtomicBool,
     failure: Mutex<Option<String>>,
     shutdown: AtomicBool,
+    /// The writer has exited (after shutdown): nothing more becomes durable, so every wait for
+    /// a record it did not write ends, refused.
+    closed: AtomicBool,
     segments: Mutex<Vec<SegmentInfo>>,
     bytes_on_disk: AtomicU64,
     fsyncs: AtomicU64,
@@ -353,6 +356,7 @@ impl Wal {
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
             shutdown: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             segments: Mutex::new(kept),
             bytes_on_disk: AtomicU64::new(bytes_on_disk),
             fsyncs: AtomicU64::new(0),
@@ -423,6 +427,9 @@ impl Wal {
             if self.shared.failed.load(Ordering::Acquire) {
                 return Err(self.failed_error());
             }
+            if self.shared.closed.load(Ordering::Acquire) {
+                return Err(closed_error());
+            }
             self.shared.durable_cv.wait(&mut guard);
         }
     }
@@ -440,8 +447,10 @@ impl Wal {
         .await;
         if self.durable_lsn() >= lsn {
             Ok(())
-        } else {
+        } else if self.shared.failed.load(Ordering::Acquire) {
             Err(self.failed_error())
+        } else {
+            Err(closed_error())
         }
     }
 
@@ -533,6 +542,14 @@ impl Wal {
         if let Some(handle) = self.writer.lock().take() {
             let _ = handle.join();
         }
+        // A record queued after the writer's last pass is never written: its waiters (a
+        // request racing the shutdown) must not wait forever.
+        self.shared.closed.store(true, Ordering::Release);
+        {
+            let _guard = self.shared.durable_mutex.lock();
+            self.shared.durable_cv.notify_all();
+        }
+        self.shared.durable_waiters.wake_through(u64::MAX);
     }
 }
 
@@ -694,6 +711,10 @@ impl Writer {
     }
 }
 
+fn closed_error() -> EngineError {
+    EngineError::Unavailable("the log is shut down; the op was not made durable".into())
+}
+
 /// The future of [`Wal::wait_durable_async`]: ready once `lsn` is durable or the log failed.
 struct DurableWait<'a> {
     shared: &'a Shared,
@@ -705,6 +726,7 @@ impl DurableWait<'_> {
     fn ready(&self) -> bool {
         self.shared.durable_lsn.load(Ordering::Acquire) >= self.lsn
             || self.shared.failed.load(Ordering::Acquire)
+            || self.shared.closed.load(Ordering::Acquire)
     }
 }
 
