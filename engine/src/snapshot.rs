@@ -381,15 +381,10 @@ impl Engine {
                 .customers
                 .insert(entry.customer.customer_id.clone(), entry);
         }
-        let mut closed = Vec::new();
+        // As for holds: an order id a fuzzy cut held twice keeps its newer copy, and the open
+        // count and the closed-order queue are built from what is kept.
         for o in load.orders {
             let id = o.order.order_id.clone();
-            match o.closed_at_ms {
-                Some(at) => closed.push((at, id.clone())),
-                None => {
-                    self.open_orders.fetch_add(1, Ordering::Relaxed);
-                }
-            }
             let entry = OrderEntry {
                 order: o.order,
                 returned: o.returned,
@@ -398,7 +393,26 @@ impl Engine {
                 closed_at_ms: o.closed_at_ms,
                 stamp: o.stamp,
             };
-            shard.orders.insert(id, entry);
+            match shard.orders.slot_of(&id) {
+                Some(slot) => {
+                    let kept = shard.orders.entity_mut(slot).expect("found above");
+                    if kept.stamp < entry.stamp {
+                        *kept = entry;
+                    }
+                }
+                None => {
+                    shard.orders.insert_absent(id, entry);
+                }
+            }
+        }
+        let mut closed = Vec::new();
+        for (id, entry) in shard.orders.iter() {
+            match entry.closed_at_ms {
+                Some(at) => closed.push((at, id.to_string())),
+                None => {
+                    self.open_orders.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
         closed.sort();
         shard.closed_orders.extend(closed);
