@@ -302,9 +302,9 @@ impl Engine {
         }
         let mut ended: Vec<(u64, IdKind, usize)> = Vec::new();
         let mut foreign = Vec::new();
-        // A fuzzy cut can hold an id twice (a hold that ended, was forgotten and its id reused
-        // while the cut ran): keep the newer copy, then index what is kept — so the expiry
-        // index, the retention queue and the live-hold count see each hold once.
+        // A fuzzy cut can hold an id twice (`Table::insert_newest`): every table keeps the
+        // newer copy, and the indexes of holds (expiry, retention, live count) and of orders
+        // (open count, closed queue) are built from what is kept — each object once.
         for r in load.reservations {
             let entry = ReservationEntry {
                 lines: r.lines,
@@ -317,17 +317,9 @@ impl Engine {
                 created_lsn: r.created_lsn,
                 stamp: r.stamp,
             };
-            match shard.reservations.slot_of(&r.reservation_id) {
-                Some(slot) => {
-                    let kept = shard.reservations.entity_mut(slot).expect("found above");
-                    if kept.stamp < entry.stamp {
-                        *kept = entry;
-                    }
-                }
-                None => {
-                    shard.reservations.insert_absent(r.reservation_id, entry);
-                }
-            }
+            shard
+                .reservations
+                .insert_newest(r.reservation_id, entry, |e| e.stamp);
         }
         for slot in 0..shard.reservations.slots() {
             let Some(entry) = shard.reservations.entity(slot) else {
@@ -365,11 +357,14 @@ impl Engine {
                     stamp: op.stamp,
                 };
                 let at_ms = entry.at_ms;
-                let slot = match kind {
-                    IdKind::Receipt => shard.receipts.insert(op.id, entry),
-                    _ => shard.adjustments.insert(op.id, entry),
+                let table = match kind {
+                    IdKind::Receipt => &mut shard.receipts,
+                    _ => &mut shard.adjustments,
                 };
-                ended.push((at_ms, kind, slot));
+                let (slot, kept) = table.insert_newest(op.id, entry, |e| e.stamp);
+                if kept {
+                    ended.push((at_ms, kind, slot));
+                }
             }
         }
         for c in load.customers {
@@ -379,10 +374,8 @@ impl Engine {
             };
             shard
                 .customers
-                .insert(entry.customer.customer_id.clone(), entry);
+                .insert_newest(entry.customer.customer_id.clone(), entry, |e| e.stamp);
         }
-        // As for holds: an order id a fuzzy cut held twice keeps its newer copy, and the open
-        // count and the closed-order queue are built from what is kept.
         for o in load.orders {
             let id = o.order.order_id.clone();
             let entry = OrderEntry {
@@ -393,17 +386,7 @@ impl Engine {
                 closed_at_ms: o.closed_at_ms,
                 stamp: o.stamp,
             };
-            match shard.orders.slot_of(&id) {
-                Some(slot) => {
-                    let kept = shard.orders.entity_mut(slot).expect("found above");
-                    if kept.stamp < entry.stamp {
-                        *kept = entry;
-                    }
-                }
-                None => {
-                    shard.orders.insert_absent(id, entry);
-                }
-            }
+            shard.orders.insert_newest(id, entry, |e| e.stamp);
         }
         let mut closed = Vec::new();
         for (id, entry) in shard.orders.iter() {
@@ -418,33 +401,36 @@ impl Engine {
         shard.closed_orders.extend(closed);
         for r in load.returns {
             let decided_at_ms = r.value.decided_at_ms;
-            let slot = shard.returns.insert(
+            let (slot, kept) = shard.returns.insert_newest(
                 r.value.return_id.clone(),
                 ReturnEntry {
                     ret: r.value,
                     stamp: r.stamp,
                 },
+                |e| e.stamp,
             );
-            if decided_at_ms > 0 {
+            if kept && decided_at_ms > 0 {
                 ended.push((decided_at_ms, IdKind::Return, slot));
             }
         }
         for a in load.alerts {
-            shard.alerts.insert(
+            shard.alerts.insert_newest(
                 a.value.alert_id.clone(),
                 AlertEntry {
                     alert: a.value,
                     stamp: a.stamp,
                 },
+                |e| e.stamp,
             );
         }
         for p in load.purchase_orders {
-            shard.purchase_orders.insert(
+            shard.purchase_orders.insert_newest(
                 p.value.purchase_order_id.clone(),
                 PurchaseOrderEntry {
                     purchase_order: p.value,
                     stamp: p.stamp,
                 },
+                |e| e.stamp,
             );
         }
         ended.sort_by_key(|(at, _, _)| *at);

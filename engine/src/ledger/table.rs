@@ -22,6 +22,18 @@ fn hash_bytes(hasher: &Hasher, bytes: &[u8]) -> u64 {
     state.finish()
 }
 
+/// The hash of the key in `slot`, for the index when it grows.
+fn rehash<E>(hasher: &Hasher, slots: &[Option<(String, E)>], slot: usize) -> u64 {
+    hash_bytes(
+        hasher,
+        slots[slot]
+            .as_ref()
+            .expect("indexed slot is full")
+            .0
+            .as_bytes(),
+    )
+}
+
 #[derive(Debug, Clone)]
 pub struct Table<E> {
     slots: Vec<Option<(String, E)>>,
@@ -50,16 +62,8 @@ impl<E> Table<E> {
     pub fn reserve(&mut self, additional: usize) {
         self.slots.reserve(additional);
         let (slots, hasher) = (&self.slots, &self.hasher);
-        self.index.reserve(additional, |&slot| {
-            hash_bytes(
-                hasher,
-                slots[slot]
-                    .as_ref()
-                    .expect("indexed slot is full")
-                    .0
-                    .as_bytes(),
-            )
-        });
+        self.index
+            .reserve(additional, |&slot| rehash(hasher, slots, slot));
     }
 
     pub fn len(&self) -> usize {
@@ -114,6 +118,29 @@ impl<E> Table<E> {
         self.insert_hashed(hash, key, entity)
     }
 
+    /// Inserts `entity` unless the table already holds a newer version of its key (by
+    /// `version`), keeping the newer one; returns the slot and whether `entity` was kept. For
+    /// snapshot restore: a fuzzy cut can hold one id twice (an object that ended, was
+    /// forgotten and had its id reused while the cut ran).
+    pub fn insert_newest<K: AsRef<str> + Into<String>>(
+        &mut self,
+        key: K,
+        entity: E,
+        version: impl Fn(&E) -> u64,
+    ) -> (usize, bool) {
+        match self.slot_of(key.as_ref()) {
+            Some(slot) => {
+                let held = self.entity_mut(slot).expect("found above");
+                let newer = version(held) < version(&entity);
+                if newer {
+                    *held = entity;
+                }
+                (slot, newer)
+            }
+            None => (self.insert_absent(key, entity), true),
+        }
+    }
+
     /// Inserts an entity whose key the caller has just looked up and not found (one lookup
     /// fewer than [`Table::insert`]); returns its slot.
     pub fn insert_absent<K: AsRef<str> + Into<String>>(&mut self, key: K, entity: E) -> usize {
@@ -135,16 +162,8 @@ impl<E> Table<E> {
         debug_assert!(self.slots[slot].is_none(), "a vacant slot is empty");
         self.slots[slot] = Some((key.into(), entity));
         let (slots, hasher) = (&self.slots, &self.hasher);
-        self.index.insert_unique(hash, slot, |&s| {
-            hash_bytes(
-                hasher,
-                slots[s]
-                    .as_ref()
-                    .expect("indexed slot is full")
-                    .0
-                    .as_bytes(),
-            )
-        });
+        self.index
+            .insert_unique(hash, slot, |&s| rehash(hasher, slots, s));
         slot
     }
 
@@ -255,6 +274,16 @@ mod tests {
         assert_eq!(t.remove(&keys[3]), Some(3));
         assert_eq!(t.get(&keys[3]), None);
         assert_eq!(t.iter().count(), keys.len() - 1);
+    }
+
+    #[test]
+    fn insert_newest_keeps_the_higher_version_in_either_order() {
+        let mut t = Table::default();
+        assert_eq!(t.insert_newest("k", (1, "older"), |e| e.0), (0, true));
+        assert_eq!(t.insert_newest("k", (2, "newer"), |e| e.0), (0, true));
+        assert_eq!(t.insert_newest("k", (1, "older"), |e| e.0), (0, false));
+        assert_eq!(t.get("k"), Some(&(2, "newer")));
+        assert_eq!(t.len(), 1);
     }
 
     #[test]
