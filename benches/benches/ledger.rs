@@ -43,13 +43,25 @@ fn in_process(c: &mut Criterion) {
     group.finish();
 }
 
-fn durable(c: &mut Criterion) {
+/// The durable benchmarks' group (few long samples: every op waits for an fsync) and engine.
+fn durable_setup(
+    c: &mut Criterion,
+) -> (
+    criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    tempfile::TempDir,
+    Arc<Engine>,
+) {
     let mut group = c.benchmark_group("wal_fsync");
     group.throughput(Throughput::Elements(1));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(10));
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = engine_with_stock(dir.path(), SyncMode::Fsync, default_shards(), 10_000);
+    (group, dir, engine)
+}
+
+fn durable(c: &mut Criterion) {
+    let (mut group, _dir, engine) = durable_setup(c);
     const SUBMITTERS: usize = 128;
     let latencies = Arc::new(parking_latencies::Latencies::default());
     group.bench_function(format!("reserve_or_release/{SUBMITTERS}_submitters"), |b| {
@@ -127,12 +139,7 @@ mod parking_latencies {
 /// The same durable ops from async tasks, as the server submits them (one task per client
 /// request in flight).
 fn durable_async(c: &mut Criterion) {
-    let mut group = c.benchmark_group("wal_fsync");
-    group.throughput(Throughput::Elements(1));
-    group.sample_size(10);
-    group.measurement_time(Duration::from_secs(10));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let engine = engine_with_stock(dir.path(), SyncMode::Fsync, default_shards(), 10_000);
+    let (mut group, _dir, engine) = durable_setup(c);
     let runtime = benches::runtime(2);
     const TASKS: usize = 512;
     let latencies = Arc::new(parking_latencies::Latencies::default());

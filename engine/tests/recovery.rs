@@ -173,16 +173,8 @@ fn flipped_byte_before_the_tail_refuses_to_start_naming_file_and_offset() {
 #[test]
 fn fsync_failure_stops_writes_and_acknowledges_nothing_more() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let faults = Faults::new();
-    let fs = Arc::new(FaultyFs {
-        faults: faults.clone(),
-    });
     let clock = ManualClock::new(1_000);
-    let engine = common::open_fs(
-        common::config(dir.path(), 2, SyncMode::Fsync),
-        fs,
-        Arc::new(clock.clone()),
-    );
+    let (engine, faults) = faulty_engine(dir.path(), 2, Arc::new(clock.clone()));
     engine.execute(common::product("A")).expect("product");
     engine
         .execute(common::receive("r1", "A", 10))
@@ -229,15 +221,7 @@ fn fsync_failure_stops_writes_and_acknowledges_nothing_more() {
 #[test]
 fn torn_write_is_truncated_on_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let faults = Faults::new();
-    let fs = Arc::new(FaultyFs {
-        faults: faults.clone(),
-    });
-    let engine = common::open_fs(
-        common::config(dir.path(), 2, SyncMode::Fsync),
-        fs,
-        Arc::new(ManualClock::new(1_000)),
-    );
+    let (engine, faults) = faulty_engine(dir.path(), 2, Arc::new(ManualClock::new(1_000)));
     engine.execute(common::product("A")).expect("product");
     engine
         .execute(common::receive("r1", "A", 10))
@@ -267,15 +251,7 @@ fn torn_write_is_truncated_on_restart() {
 #[test]
 fn async_waiters_are_woken_by_their_commit_and_all_by_a_failure() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let faults = Faults::new();
-    let fs = Arc::new(FaultyFs {
-        faults: faults.clone(),
-    });
-    let engine = common::open_fs(
-        common::config(dir.path(), 4, SyncMode::Fsync),
-        fs,
-        Arc::new(ManualClock::new(1_000)),
-    );
+    let (engine, faults) = faulty_engine(dir.path(), 4, Arc::new(ManualClock::new(1_000)));
     engine.execute(common::product("A")).expect("product");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -364,4 +340,18 @@ fn a_write_after_shutdown_is_refused_not_left_waiting() {
             "{reply:?}"
         );
     }
+}
+
+/// An engine (WAL with fsync) on a file system whose faults the test switches on.
+fn faulty_engine(
+    dir: &Path,
+    shards: usize,
+    clock: Arc<dyn engine::Clock>,
+) -> (Arc<Engine>, Arc<Faults>) {
+    let faults = Faults::new();
+    let fs = Arc::new(FaultyFs {
+        faults: faults.clone(),
+    });
+    let engine = common::open_fs(common::config(dir, shards, SyncMode::Fsync), fs, clock);
+    (engine, faults)
 }

@@ -8,7 +8,10 @@ mod common;
 use std::sync::Arc;
 
 use common::{config, open, product, receive, release, reserve};
-use engine::{Clock, EngineError, ManualClock, ReservationState, SyncMode};
+use engine::snapshot::{OrderSnap, ReservationSnap};
+use engine::{
+    Clock, Engine, EngineConfig, EngineError, ManualClock, ReservationState, SnapshotData, SyncMode,
+};
 
 #[test]
 fn the_oldest_ended_ids_are_forgotten_beyond_the_count_and_slots_are_reused_safely() {
@@ -97,17 +100,11 @@ fn a_snapshot_holding_an_id_twice_restores_the_newer_copy_once() {
     earlier.created_lsn = 1;
     earlier.expires_at_ms = 500;
     earlier.stamp = 1 << 16;
-    for order in [[earlier.clone(), live.clone()], [live, earlier]] {
-        let mut data = data.clone();
+    let place = |data: &mut SnapshotData, copies: [ReservationSnap; 2]| {
         data.reservations.retain(|r| r.reservation_id != "h1");
-        data.reservations.extend(order);
-        let (restored, _) = engine::Engine::open_from(
-            cfg.clone(),
-            Arc::new(engine::wal::fs::StdFs),
-            clock.clone(),
-            Some(data),
-        )
-        .expect("restore");
+        data.reservations.extend(copies);
+    };
+    restore_both_orders(&cfg, &clock, &data, [earlier, live], place, |restored| {
         assert_eq!(restored.stats().active_reservations, 1, "one live hold");
         assert_eq!(
             restored.get_reservation("h1").expect("h1").state,
@@ -132,7 +129,7 @@ fn a_snapshot_holding_an_id_twice_restores_the_newer_copy_once() {
             .check_invariants()
             .expect("invariants after expiry");
         clock.set_ms(1_000);
-    }
+    });
 }
 
 /// The same for an order id a fuzzy cut held twice (closed, forgotten and reused while the cut
@@ -176,17 +173,11 @@ fn a_snapshot_holding_an_order_id_twice_restores_the_newer_copy_once() {
     earlier.order.status = engine::OrderStatus::Delivered;
     earlier.closed_at_ms = Some(900);
     earlier.stamp = 1 << 16;
-    for order in [[earlier.clone(), live.clone()], [live, earlier]] {
-        let mut data = data.clone();
+    let place = |data: &mut SnapshotData, copies: [OrderSnap; 2]| {
         data.orders.retain(|o| o.order.order_id != "o1");
-        data.orders.extend(order);
-        let (restored, _) = engine::Engine::open_from(
-            cfg.clone(),
-            Arc::new(engine::wal::fs::StdFs),
-            clock.clone(),
-            Some(data),
-        )
-        .expect("restore");
+        data.orders.extend(copies);
+    };
+    restore_both_orders(&cfg, &clock, &data, [earlier, live], place, |restored| {
         assert_eq!(restored.stats().open_orders, 1, "one open order");
         assert_eq!(
             restored.get_order("o1").expect("o1").status,
@@ -194,5 +185,29 @@ fn a_snapshot_holding_an_order_id_twice_restores_the_newer_copy_once() {
             "the newer copy is kept"
         );
         restored.check_invariants().expect("invariants");
+    });
+}
+
+/// Restores `data` with two copies of one object placed (by `place`) in both orders — the
+/// older first, then the newer first — and runs `check` on each restored engine.
+fn restore_both_orders<T: Clone>(
+    cfg: &EngineConfig,
+    clock: &Arc<ManualClock>,
+    data: &SnapshotData,
+    [older, newer]: [T; 2],
+    place: impl Fn(&mut SnapshotData, [T; 2]),
+    check: impl Fn(&Engine),
+) {
+    for copies in [[older.clone(), newer.clone()], [newer, older]] {
+        let mut data = data.clone();
+        place(&mut data, copies);
+        let (restored, _) = Engine::open_from(
+            cfg.clone(),
+            Arc::new(engine::wal::fs::StdFs),
+            clock.clone(),
+            Some(data),
+        )
+        .expect("restore");
+        check(&restored);
     }
 }
