@@ -130,7 +130,7 @@ impl XorShift {
     }
 }
 
-/// The allocator the server ships with (see `server/src/main.rs`), so figures are comparable.
+/// The allocator the server ships with (see `server/src/bin/inventoryd.rs`), so figures are comparable.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

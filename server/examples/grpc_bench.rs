@@ -18,6 +18,10 @@ use clap::Parser;
 use proto::inventory::v1 as pb;
 use tonic::transport::{Channel, Endpoint, Server};
 
+/// The allocator `inventoryd` ships with, so the figures are the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug, Clone)]
 struct Args {
     /// Seconds per measurement.

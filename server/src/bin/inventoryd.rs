@@ -7,6 +7,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use server::config::{Config, ENV_VARS, Overrides};
 
+/// mimalloc, not the system allocator: a request allocates dozens of small buffers (decode,
+/// engine op, reply, HTTP/2 frames) and glibc's malloc/free took a quarter of the server's
+/// CPU under load (BENCHMARKS.md). Only Rust's allocations: DuckDB's C++ keeps its own.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "inventoryd",
