@@ -4,7 +4,8 @@
 //! cargo build --release --workspace --examples && target/release/examples/export_bench [OPS_PER_SECOND] [SECONDS] [POSTGRES_URL]
 //! ```
 //!
-//! Defaults: 100,000 ops/s for 10 s into a DuckDB file (or PostgreSQL with a URL). A durable
+//! Defaults: 100,000 ops/s for 10 s into a DuckDB file (or PostgreSQL with a URL); env `NICE`
+//! sets the exporter thread's nice value (default: as shipped, `limits::NICE_DEFAULT`). A durable
 //! engine (fsync WAL, group commit) takes a paced open-loop stream of Reserve / Commit pairs over
 //! 1,000 SKUs (each Commit is a stock movement row, each Reserve a reservation upsert) from two
 //! submitting threads, while the exporter follows the feed. Every 5 ms a sampler notes
@@ -125,6 +126,10 @@ fn main() {
         ExporterConfig {
             store: store.clone(),
             batch_records: exporter::limits::BATCH_RECORDS_DEFAULT,
+            // As shipped unless `NICE` says otherwise (0 = the submitters' priority).
+            nice: std::env::var("NICE").map_or(exporter::limits::NICE_DEFAULT, |v| {
+                v.parse().expect("NICE: a nice value 0..=19")
+            }),
         },
         engine.clone(),
         snapshotter.clone(),

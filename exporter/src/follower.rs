@@ -32,6 +32,8 @@ pub const CONSUMER: &str = "exporter";
 pub struct ExporterConfig {
     pub store: StoreConfig,
     pub batch_records: usize,
+    /// The thread's nice value, `0..=limits::NICE_MAX` (see [`limits::NICE_DEFAULT`]).
+    pub nice: i32,
 }
 
 /// Counters for metrics and `Admin.Status`.
@@ -79,6 +81,8 @@ impl Exporter {
             std::thread::Builder::new()
                 .name("exporter".into())
                 .spawn(move || {
+                    // Before the store opens, so that DuckDB's workers inherit it.
+                    lower_priority(config.nice);
                     if let Some(store) = open_store(&config.store, &shared) {
                         run(store, &engine, &snapshotter, &shared, batch);
                     }
@@ -126,6 +130,29 @@ impl Exporter {
 impl Drop for Exporter {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Lowers the calling thread's scheduling priority to `nice` (Linux: a per-thread value that
+/// threads it starts inherit). Failure is logged, not fatal: the export still runs, only at the
+/// server's priority.
+fn lower_priority(nice: i32) {
+    if nice <= 0 {
+        return;
+    }
+    let nice = nice.min(limits::NICE_MAX);
+    // SAFETY: `gettid` and `setpriority` take plain integers and touch no memory of ours.
+    #[allow(unsafe_code)]
+    let failed = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) != 0
+    };
+    if failed {
+        tracing::warn!(
+            nice,
+            error = %std::io::Error::last_os_error(),
+            "exporter: could not lower the thread's priority; it runs at the server's"
+        );
     }
 }
 

@@ -9,6 +9,16 @@
 pub const BATCH_RECORDS_DEFAULT: usize = 16_384;
 /// The largest `[exporter] batch_records` accepted.
 pub const BATCH_RECORDS_MAX: usize = 65_536;
+/// The exporter thread's nice value (the default of `[exporter] nice`; Linux, per thread; the
+/// DuckDB workers it starts inherit it). The export is the one consumer whose delay nobody
+/// waits on (reports lag, DESIGN.md rule 7: storefronts never wait for the report store), and
+/// on two cores it took ~28 % of the CPU under full load at the same priority as the request
+/// handlers. At 10 it yields to them when the CPU is saturated and runs as before when it is
+/// not; at saturation its lag grows, and the WAL it holds back is capped like any consumer's
+/// (past the cap it is dropped and rebuilds from a snapshot). 0 = the server's own priority.
+pub const NICE_DEFAULT: i32 = 10;
+/// The largest nice value Linux has.
+pub const NICE_MAX: i32 = 19;
 /// How long the exporter sleeps when it is caught up before looking at the feed again. The
 /// exporter thread does not run on the async runtime, so it polls; this bounds the added lag.
 pub const IDLE_POLL_MILLIS: u64 = 20;

@@ -1,7 +1,8 @@
 //! The exporter against real stores: the same change feed into DuckDB and into a throw-away
 //! PostgreSQL cluster gives identical report results and matches the engine (exactly once:
 //! every stock movement chains before → after); a store rebuilt from a snapshot matches the
-//! engine; reports on an empty store are empty tables; `Query` is read-only.
+//! engine; reports on an empty store are empty tables; `Query` is read-only; the exporter
+//! thread runs at its configured (lower) priority.
 
 mod common;
 
@@ -231,4 +232,55 @@ fn a_store_rebuilt_from_a_snapshot_matches_the_engine() {
         created,
         false,
     );
+}
+
+/// The nice values of this process's threads named `name` (Linux `/proc`).
+fn thread_nice_values(name: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let dir = task.unwrap().path();
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(dir.join("comm")),
+            std::fs::read_to_string(dir.join("stat")),
+        ) else {
+            continue; // the thread ended meanwhile
+        };
+        if comm.trim_end() != name {
+            continue;
+        }
+        // After the `(comm)` field: state is field 3 of stat(5), nice field 19.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
+            .split_whitespace()
+            .collect();
+        out.push(fields[19 - 3].parse().unwrap());
+    }
+    out
+}
+
+#[test]
+fn the_exporter_thread_runs_at_its_configured_nice_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = open(&dir.path().join("data"));
+    workload(&o, 5);
+    let duck = exporter::Exporter::start(
+        exporter::ExporterConfig {
+            store: StoreConfig::DuckDb {
+                path: dir.path().join("analytics.duckdb"),
+            },
+            batch_records: 64,
+            nice: 7,
+        },
+        o.engine.clone(),
+        o.snapshotter.clone(),
+    )
+    .unwrap();
+    // Caught up: the thread has lowered its priority (before opening the store) and exported.
+    caught_up(&duck, &o.engine);
+    // Other tests' exporters run in parallel at nice 0; this one's thread must be at 7.
+    let found = thread_nice_values("exporter");
+    assert!(
+        found.contains(&7),
+        "exporter threads' nice values: {found:?}"
+    );
+    duck.stop();
 }

@@ -52,6 +52,8 @@ pub struct ExporterSettings {
     pub postgres_url: String,
     /// WAL records per store transaction.
     pub batch_records: usize,
+    /// The exporter thread's nice value (0 = the server's priority).
+    pub nice: i32,
 }
 
 impl Default for ExporterSettings {
@@ -62,6 +64,7 @@ impl Default for ExporterSettings {
             path: PathBuf::from("analytics.duckdb"),
             postgres_url: String::new(),
             batch_records: exporter::limits::BATCH_RECORDS_DEFAULT,
+            nice: exporter::limits::NICE_DEFAULT,
         }
     }
 }
@@ -532,6 +535,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("INVENTORY_EXPORTER_PATH", "exporter.path"),
     ("INVENTORY_EXPORTER_POSTGRES_URL", "exporter.postgres_url"),
     ("INVENTORY_EXPORTER_BATCH_RECORDS", "exporter.batch_records"),
+    ("INVENTORY_EXPORTER_NICE", "exporter.nice"),
     ("INVENTORY_TLS_CERT", "tls.cert"),
     ("INVENTORY_TLS_KEY", "tls.key"),
     ("INVENTORY_TLS_CLIENT_CA", "tls.client_ca"),
@@ -729,6 +733,7 @@ impl Config {
             "INVENTORY_EXPORTER_BATCH_RECORDS",
             self.exporter.batch_records
         );
+        set!("INVENTORY_EXPORTER_NICE", self.exporter.nice);
         if let Some(v) = get("INVENTORY_TLS_CERT") {
             self.tls.cert = Some(PathBuf::from(v));
         }
@@ -981,6 +986,13 @@ impl Config {
                 exporter::limits::BATCH_RECORDS_MAX
             ));
         }
+        if !(0..=exporter::limits::NICE_MAX).contains(&e.nice) {
+            return Err(format!(
+                "exporter.nice = {} must be 0..={}",
+                e.nice,
+                exporter::limits::NICE_MAX
+            ));
+        }
         let store = match e.store.as_str() {
             "duckdb" => exporter::StoreConfig::DuckDb {
                 path: self.data_dir.join(&e.path),
@@ -1002,6 +1014,7 @@ impl Config {
         Ok(e.enabled.then_some(exporter::ExporterConfig {
             store,
             batch_records: e.batch_records,
+            nice: e.nice,
         }))
     }
 
@@ -1104,6 +1117,25 @@ mod tests {
             .and_then(|c| c.validate())
             .unwrap_err();
         assert!(err.contains("engine.snapshot_every_records"), "{err}");
+    }
+
+    #[test]
+    fn exporter_priority_reaches_the_exporter_and_a_bad_one_is_named() {
+        let shipped = Config::from_toml("").unwrap().exporter_config().unwrap();
+        assert_eq!(
+            shipped.map(|e| e.nice),
+            Some(exporter::limits::NICE_DEFAULT)
+        );
+        let env = |n: &str| (n == "INVENTORY_EXPORTER_NICE").then(|| "0".to_string());
+        let c = Config::load(None, env, &Overrides::default()).unwrap();
+        assert_eq!(c.exporter_config().unwrap().map(|e| e.nice), Some(0));
+        for bad in ["-1", "20"] {
+            let err = Config::from_toml(&format!("[exporter]\nnice = {bad}\n"))
+                .and_then(|c| c.exporter_config().map(|_| c))
+                .err()
+                .unwrap_or_else(|| panic!("nice = {bad} accepted"));
+            assert!(err.contains("exporter.nice"), "{err}");
+        }
     }
 
     #[test]

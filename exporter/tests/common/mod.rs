@@ -236,6 +236,7 @@ pub fn start(store: StoreConfig, o: &Opened) -> Exporter {
         ExporterConfig {
             store,
             batch_records: 64,
+            nice: 0,
         },
         o.engine.clone(),
         o.snapshotter.clone(),
