@@ -197,8 +197,9 @@ fn sleep_unless_stopped(shared: &Shared, total: Duration) {
     let step = Duration::from_millis(limits::IDLE_POLL_MILLIS);
     let mut slept = Duration::ZERO;
     while slept < total && !shared.stop.load(Ordering::Acquire) {
-        std::thread::sleep(step);
-        slept += step;
+        let nap = step.min(total - slept);
+        std::thread::sleep(nap);
+        slept += nap;
     }
 }
 

@@ -48,6 +48,10 @@ struct Args {
     /// WAL sync mode of the server: fsync (durable, the default) or none.
     #[arg(long, default_value = "fsync")]
     sync: String,
+    /// Run the server's exporter (the DuckDB change feed) as shipped; `--exporter false` shows
+    /// what it costs the request paths.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    exporter: bool,
     /// Write the summary as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -60,6 +64,37 @@ struct Run {
     errors: u64,
     latencies_micros: Vec<u32>,
     seconds: f64,
+    /// The server's group commits during the run (zero for runs that write nothing).
+    wal: WalFigures,
+}
+
+/// Group-commit figures of a run, from the engine's counters before and after it.
+#[derive(Debug, Default, Clone, Copy)]
+struct WalFigures {
+    fsyncs: u64,
+    records: u64,
+    fsync_nanos: u64,
+}
+
+impl WalFigures {
+    fn between(before: &engine::EngineStats, after: &engine::EngineStats) -> WalFigures {
+        WalFigures {
+            fsyncs: after.fsyncs - before.fsyncs,
+            records: after.records_written - before.records_written,
+            fsync_nanos: after.fsync_nanos_total - before.fsync_nanos_total,
+        }
+    }
+
+    /// "N fsyncs/s, R records each, F ms per fsync".
+    fn describe(&self, seconds: f64) -> String {
+        let per = |n: u64| n as f64 / self.fsyncs.max(1) as f64;
+        format!(
+            "{:.0} fsyncs/s, {:.1} records each, {:.2} ms per fsync",
+            self.fsyncs as f64 / seconds,
+            per(self.records),
+            per(self.fsync_nanos) / 1e6
+        )
+    }
 }
 
 impl Run {
@@ -191,8 +226,10 @@ fn main() {
         ..server::Config::default()
     };
     config.engine.sync = args.sync.clone();
+    config.exporter.enabled = args.exporter;
     let server_rt = server_runtime(args.server_threads);
     let opened = server::open_engine(&config).unwrap();
+    let engine = opened.engine.clone();
     let listener = server_rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
@@ -258,7 +295,8 @@ fn main() {
         })
         .await;
         // Unary: Reserve then Release of the same hold (2 RPCs per unit).
-        let unary = drive(&chans, &args, move |ch, worker, i| async move {
+        let before = engine.stats();
+        let mut unary = drive(&chans, &args, move |ch, worker, i| async move {
             let mut inv = pb::inventory_client::InventoryClient::new(ch);
             let id = format!("u-{worker}-{i}");
             let sku = format!("SKU-{}", (worker * 7919 + i as usize) % skus);
@@ -273,13 +311,15 @@ fn main() {
             Ok(2)
         })
         .await;
+        unary.wal = WalFigures::between(&before, &engine.stats());
         // Batched: half reserves, then the releases of those holds, in one call.
         let per = args.batch_ops / 2;
         let batch_args = Args {
             in_flight: args.batch_in_flight,
             ..args.clone()
         };
-        let batch = drive(&chans, &batch_args, move |ch, worker, i| async move {
+        let before = engine.stats();
+        let mut batch = drive(&chans, &batch_args, move |ch, worker, i| async move {
             use pb::batch_op::Op as O;
             let mut inv =
                 pb::inventory_client::InventoryClient::new(ch).max_decoding_message_size(64 << 20);
@@ -318,6 +358,7 @@ fn main() {
             Ok(results.len() as u64)
         })
         .await;
+        batch.wal = WalFigures::between(&before, &engine.stats());
         (reads, unary, batch)
     });
     let _ = stop_tx.send(());
@@ -355,6 +396,7 @@ fn main() {
         unary.errors,
         100.0 * unary_rps / echo.rate()
     );
+    println!("    WAL: {}", unary.wal.describe(unary.seconds));
     println!(
         "ExecuteBatch ({} ops, {})  {:>10.0} ops/s   p99 {:>7.2} ms per call   errors {}",
         args.batch_ops,
@@ -363,6 +405,7 @@ fn main() {
         batch_p99,
         batch.errors
     );
+    println!("    WAL: {}", batch.wal.describe(batch.seconds));
     if let Some(path) = &args.json {
         let doc = serde_json::json!({
             "connections": args.connections, "in_flight": args.in_flight, "seconds": args.seconds,
