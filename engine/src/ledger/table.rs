@@ -22,21 +22,13 @@ fn hash_bytes(hasher: &Hasher, bytes: &[u8]) -> u64 {
     state.finish()
 }
 
-/// The hash of the key in `slot`, for the index when it grows.
-fn rehash<E>(hasher: &Hasher, slots: &[Option<(String, E)>], slot: usize) -> u64 {
-    hash_bytes(
-        hasher,
-        slots[slot]
-            .as_ref()
-            .expect("indexed slot is full")
-            .0
-            .as_bytes(),
-    )
-}
-
 #[derive(Debug, Clone)]
 pub struct Table<E> {
     slots: Vec<Option<(String, E)>>,
+    /// The hash of each full slot's key, by slot: the index grows and entries leave it
+    /// without hashing a key again (or reaching into the key's heap bytes, a cache miss per
+    /// entry when a table of a million ids doubles).
+    hashes: Vec<u64>,
     vacant: Vec<usize>,
     index: HashTable<usize>,
     hasher: Hasher,
@@ -46,6 +38,7 @@ impl<E> Default for Table<E> {
     fn default() -> Self {
         Self {
             slots: Vec::new(),
+            hashes: Vec::new(),
             vacant: Vec::new(),
             index: HashTable::new(),
             hasher: Hasher::default(),
@@ -61,9 +54,9 @@ impl<E> Table<E> {
     /// Makes room for `additional` more entities without rehashing (bulk loads).
     pub fn reserve(&mut self, additional: usize) {
         self.slots.reserve(additional);
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        self.index
-            .reserve(additional, |&slot| rehash(hasher, slots, slot));
+        self.hashes.reserve(additional);
+        let hashes = &self.hashes;
+        self.index.reserve(additional, |&slot| hashes[slot]);
     }
 
     pub fn len(&self) -> usize {
@@ -156,14 +149,15 @@ impl<E> Table<E> {
             Some(slot) => slot,
             None => {
                 self.slots.push(None);
+                self.hashes.push(0);
                 self.slots.len() - 1
             }
         };
         debug_assert!(self.slots[slot].is_none(), "a vacant slot is empty");
         self.slots[slot] = Some((key.into(), entity));
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        self.index
-            .insert_unique(hash, slot, |&s| rehash(hasher, slots, s));
+        self.hashes[slot] = hash;
+        let hashes = &self.hashes;
+        self.index.insert_unique(hash, slot, |&s| hashes[s]);
         slot
     }
 
@@ -175,7 +169,12 @@ impl<E> Table<E> {
     /// Empties `slot` (if full) and returns its entity.
     pub fn remove_slot(&mut self, slot: usize) -> Option<E> {
         let (key, entity) = self.slots.get_mut(slot)?.take()?;
-        let hash = self.hash(key.as_bytes());
+        let hash = self.hashes[slot];
+        debug_assert_eq!(
+            hash,
+            self.hash(key.as_bytes()),
+            "stored hash of slot {slot}"
+        );
         match self.index.find_entry(hash, |&s| s == slot) {
             Ok(found) => {
                 found.remove();
@@ -299,5 +298,16 @@ mod tests {
             assert_eq!(t.get(&format!("k{i}")).copied(), (i % 2 == 1).then_some(i));
         }
         assert_eq!(t.len(), 5_000);
+        // Vacated slots are reused by new keys: every full slot's stored hash is its key's.
+        for i in 0..2_500 {
+            t.insert(format!("new{i}"), i);
+        }
+        assert_eq!(t.slots(), 10_000, "no slot added while vacant ones remain");
+        for slot in 0..t.slots() {
+            if let Some((key, _)) = t.slot(slot) {
+                assert_eq!(t.hashes[slot], t.hash(key.as_bytes()), "slot {slot}");
+            }
+        }
+        assert_eq!(t.get("new7"), Some(&7));
     }
 }
