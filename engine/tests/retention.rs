@@ -78,11 +78,7 @@ fn the_oldest_ended_ids_are_forgotten_beyond_the_count_and_slots_are_reused_safe
 #[test]
 fn a_snapshot_holding_an_id_twice_restores_the_newer_copy_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let clock = Arc::new(ManualClock::new(1_000));
-    let cfg = config(dir.path(), 2, SyncMode::Off);
-    let engine = open(cfg.clone(), clock.clone());
-    engine.execute(product("A")).expect("product");
-    engine.execute(receive("r1", "A", 10)).expect("receive");
+    let (cfg, clock, engine) = stocked(dir.path());
     engine
         .execute(reserve("h1", &[("A", 2)], 60))
         .expect("reserve");
@@ -137,11 +133,7 @@ fn a_snapshot_holding_an_id_twice_restores_the_newer_copy_once() {
 #[test]
 fn a_snapshot_holding_an_order_id_twice_restores_the_newer_copy_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let clock = Arc::new(ManualClock::new(1_000));
-    let cfg = config(dir.path(), 2, SyncMode::Off);
-    let engine = open(cfg.clone(), clock.clone());
-    engine.execute(product("A")).expect("product");
-    engine.execute(receive("r1", "A", 10)).expect("receive");
+    let (cfg, clock, engine) = stocked(dir.path());
     engine
         .execute(engine::Op::UpsertCustomer {
             customer_id: "c1".into(),
@@ -186,6 +178,17 @@ fn a_snapshot_holding_an_order_id_twice_restores_the_newer_copy_once() {
         );
         restored.check_invariants().expect("invariants");
     });
+}
+
+/// A memory-only engine (2 shards, manual clock at 1,000 ms) with product A and 10 received:
+/// the starting point of the duplicate-id restore tests.
+fn stocked(dir: &std::path::Path) -> (EngineConfig, Arc<ManualClock>, Arc<Engine>) {
+    let clock = Arc::new(ManualClock::new(1_000));
+    let cfg = config(dir, 2, SyncMode::Off);
+    let engine = open(cfg.clone(), clock.clone());
+    engine.execute(product("A")).expect("product");
+    engine.execute(receive("r1", "A", 10)).expect("receive");
+    (cfg, clock, engine)
 }
 
 /// Restores `data` with two copies of one object placed (by `place`) in both orders — the
