@@ -414,6 +414,18 @@ impl Wal {
         ))
     }
 
+    /// Why a wait for a record not yet durable ends unmet — the log failed, or was shut down —
+    /// or `None` while records can still become durable.
+    fn refusal(&self) -> Option<EngineError> {
+        if self.shared.failed.load(Ordering::Acquire) {
+            Some(self.failed_error())
+        } else if self.shared.closed.load(Ordering::Acquire) {
+            Some(closed_error())
+        } else {
+            None
+        }
+    }
+
     /// Blocks until every record up to `lsn` is durable, or the log has failed.
     pub fn wait_durable(&self, lsn: u64) -> Result<(), EngineError> {
         if self.durable_lsn() >= lsn {
@@ -424,11 +436,8 @@ impl Wal {
             if self.durable_lsn() >= lsn {
                 return Ok(());
             }
-            if self.shared.failed.load(Ordering::Acquire) {
-                return Err(self.failed_error());
-            }
-            if self.shared.closed.load(Ordering::Acquire) {
-                return Err(closed_error());
+            if let Some(refused) = self.refusal() {
+                return Err(refused);
             }
             self.shared.durable_cv.wait(&mut guard);
         }
@@ -447,10 +456,9 @@ impl Wal {
         .await;
         if self.durable_lsn() >= lsn {
             Ok(())
-        } else if self.shared.failed.load(Ordering::Acquire) {
-            Err(self.failed_error())
         } else {
-            Err(closed_error())
+            // The wait ends unmet only once the log has stopped (see `DurableWait::ready`).
+            Err(self.refusal().unwrap_or_else(closed_error))
         }
     }
 
