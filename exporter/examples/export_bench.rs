@@ -5,7 +5,8 @@
 //! ```
 //!
 //! Defaults: 100,000 ops/s for 10 s into a DuckDB file (or PostgreSQL with a URL); env `NICE`
-//! sets the exporter thread's nice value (default: as shipped, `limits::NICE_DEFAULT`). A durable
+//! sets the exporter thread's nice value and `INTERVAL_MS` its batch interval when caught up
+//! (defaults: as shipped, `limits::NICE_DEFAULT`, `limits::BATCH_INTERVAL_MILLIS_DEFAULT`). A durable
 //! engine (fsync WAL, group commit) takes a paced open-loop stream of Reserve / Commit pairs over
 //! 1,000 SKUs (each Commit is a stock movement row, each Reserve a reservation upsert) from two
 //! submitting threads, while the exporter follows the feed. Every 5 ms a sampler notes
@@ -130,6 +131,11 @@ fn main() {
             nice: std::env::var("NICE").map_or(exporter::limits::NICE_DEFAULT, |v| {
                 v.parse().expect("NICE: a nice value 0..=19")
             }),
+            // As shipped unless `INTERVAL_MS` says otherwise.
+            batch_interval_millis: std::env::var("INTERVAL_MS")
+                .map_or(exporter::limits::BATCH_INTERVAL_MILLIS_DEFAULT, |v| {
+                    v.parse().expect("INTERVAL_MS: milliseconds")
+                }),
         },
         engine.clone(),
         snapshotter.clone(),

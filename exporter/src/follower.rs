@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use engine::{Engine, Record, WalError};
 use parking_lot::Mutex;
@@ -34,6 +34,10 @@ pub struct ExporterConfig {
     pub batch_records: usize,
     /// The thread's nice value, `0..=limits::NICE_MAX` (see [`limits::NICE_DEFAULT`]).
     pub nice: i32,
+    /// When caught up, the least time between two store transactions'
+    /// starts, `0..=limits::BATCH_INTERVAL_MILLIS_MAX` (see
+    /// [`limits::BATCH_INTERVAL_MILLIS_DEFAULT`]).
+    pub batch_interval_millis: u64,
 }
 
 /// Counters for metrics and `Admin.Status`.
@@ -75,7 +79,14 @@ impl Exporter {
         snapshotter: Arc<Snapshotter>,
     ) -> Result<Exporter> {
         let shared = Arc::new(Shared::default());
-        let batch = config.batch_records.clamp(1, limits::BATCH_RECORDS_MAX);
+        let pace = Pace {
+            batch: config.batch_records.clamp(1, limits::BATCH_RECORDS_MAX),
+            interval: Duration::from_millis(
+                config
+                    .batch_interval_millis
+                    .min(limits::BATCH_INTERVAL_MILLIS_MAX),
+            ),
+        };
         let worker = {
             let shared = shared.clone();
             std::thread::Builder::new()
@@ -84,7 +95,7 @@ impl Exporter {
                     // Before the store opens, so that DuckDB's workers inherit it.
                     lower_priority(config.nice);
                     if let Some(store) = open_store(&config.store, &shared) {
-                        run(store, &engine, &snapshotter, &shared, batch);
+                        run(store, &engine, &snapshotter, &shared, pace);
                     }
                 })
                 .map_err(|e| Error::Store(format!("starting the exporter thread: {e}")))?
@@ -174,15 +185,22 @@ fn open_store(config: &StoreConfig, shared: &Shared) -> Option<Box<dyn Store>> {
     None
 }
 
+/// How much the exporter takes at a time, and how often when it is caught up.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    batch: usize,
+    interval: Duration,
+}
+
 fn run(
     mut store: Box<dyn Store>,
     engine: &Engine,
     snapshotter: &Snapshotter,
     shared: &Shared,
-    batch: usize,
+    pace: Pace,
 ) {
     while !shared.stop.load(Ordering::Acquire) {
-        match follow(store.as_mut(), engine, snapshotter, shared, batch) {
+        match follow(store.as_mut(), engine, snapshotter, shared, pace) {
             Ok(()) => return,
             Err(e) => {
                 shared.failures_total.fetch_add(1, Ordering::Relaxed);
@@ -261,7 +279,8 @@ fn rebuild(
         .cut_snapshot()
         .map_err(|e| Error::Feed(format!("cutting a snapshot: {e}")))?;
     store.reset()?;
-    let (changes, _) = snapshot_changes(&snap);
+    let (mut changes, _) = snapshot_changes(&snap);
+    crate::change::group_for_statements(&mut changes);
     let cursor = Cursor {
         lsn: snap.lsn_start,
         rebuild_lsn_end: snap.lsn_end,
@@ -284,7 +303,7 @@ fn follow(
     engine: &Engine,
     snapshotter: &Snapshotter,
     shared: &Shared,
-    batch: usize,
+    pace: Pace,
 ) -> Result<()> {
     let mut cursor = reconcile(store, engine, snapshotter, shared)?;
     shared.export_lsn.store(cursor.lsn, Ordering::Release);
@@ -293,7 +312,16 @@ fn follow(
         .feed(cursor.lsn + 1)
         .ok_or_else(|| Error::Feed("the engine has no WAL".into()))?;
     let mut changes: Vec<Change> = Vec::new();
+    let Pace { batch, interval } = pace;
+    let mut started = Instant::now();
+    let mut full = true;
     while !shared.stop.load(Ordering::Acquire) {
+        // Caught up: let records gather, as one transaction costs about the same for a few
+        // records as for thousands (`limits::BATCH_INTERVAL_MILLIS_DEFAULT`).
+        if !full {
+            sleep_unless_stopped(shared, interval.saturating_sub(started.elapsed()));
+        }
+        started = Instant::now();
         let records = feed.next_batch(batch).map_err(|e| match e {
             WalError::Truncated { oldest_lsn } => Error::Feed(format!(
                 "the WAL no longer holds LSN {} (oldest {oldest_lsn})",
@@ -301,6 +329,7 @@ fn follow(
             )),
             other => Error::Feed(other.to_string()),
         })?;
+        full = records.len() == batch;
         let (Some(&(first, _)), Some(&(last, _))) = (records.first(), records.last()) else {
             std::thread::sleep(Duration::from_millis(limits::IDLE_POLL_MILLIS));
             continue;
@@ -312,6 +341,7 @@ fn follow(
             translate::record(&mut book, *lsn, &record, &mut changes);
         }
         book.drain_changes(&mut changes);
+        crate::change::group_for_statements(&mut changes);
         let next = Cursor {
             lsn: last,
             ..cursor

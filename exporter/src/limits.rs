@@ -19,17 +19,30 @@ pub const BATCH_RECORDS_MAX: usize = 65_536;
 pub const NICE_DEFAULT: i32 = 10;
 /// The largest nice value Linux has.
 pub const NICE_MAX: i32 = 19;
+/// When the exporter is caught up (its last batch was not full), the least time between the
+/// starts of two store transactions: a DuckDB transaction costs ~15–25 ms whatever it holds
+/// (each statement is planned afresh, and the commit syncs), so a follower that applied every
+/// few records as they came took 65–70 % of a core under any steady load; at 100 ms it takes
+/// half of that and the export lags by at most this much more (BENCHMARKS.md, Exporter). A full
+/// batch (the exporter behind) is followed at once.
+pub const BATCH_INTERVAL_MILLIS_DEFAULT: u64 = 100;
+pub const BATCH_INTERVAL_MILLIS_MAX: u64 = 10_000;
 /// How long the exporter sleeps when it is caught up before looking at the feed again. The
 /// exporter thread does not run on the async runtime, so it polls; this bounds the added lag.
 pub const IDLE_POLL_MILLIS: u64 = 20;
 /// How long the exporter waits before retrying after the store failed.
 pub const RETRY_MILLIS: u64 = 1_000;
-/// Consecutive upserts of one table from which a store gets them as one set-based statement
-/// (the rows bulk-loaded into a staging table — DuckDB's Appender, PostgreSQL's COPY — then one
-/// `INSERT … SELECT … ON CONFLICT`) instead of one statement per row: a DuckDB statement costs
-/// about a millisecond of planning, a PostgreSQL one a round trip, and a batch touches up to one
+/// Consecutive upserts of one table from which PostgreSQL gets them as one set-based statement
+/// (the rows bulk-loaded into a staging table by COPY, then one `INSERT … SELECT … ON
+/// CONFLICT`) instead of one statement per row (a round trip each): a batch touches up to one
 /// `stock_levels` row per SKU.
 pub const STAGED_UPSERT_ROWS_MIN: usize = 16;
+/// The same threshold for DuckDB, measured rather than guessed: DuckDB plans a prepared
+/// statement afresh at every execution, so a row costs ~2.5 ms (as the `UPDATE` the store tries
+/// first; 7.8 ms as `INSERT … ON CONFLICT`), while the staged path costs 10–12 ms whatever its
+/// size (1–200 rows): from five rows on it is the cheaper (`duck_statement_bench`,
+/// BENCHMARKS.md, Exporter).
+pub const DUCK_STAGED_UPSERT_ROWS_MIN: usize = 5;
 /// DuckDB's write-ahead log grows to this many megabytes before DuckDB checkpoints it into the
 /// file (its default is 16): at 100k ops/s the default checkpointed every second or two, each
 /// time rewriting `stock_levels` and the newest row groups, and the exporter fell behind (lag

@@ -269,6 +269,7 @@ fn the_exporter_thread_runs_at_its_configured_nice_value() {
             },
             batch_records: 64,
             nice: 7,
+            batch_interval_millis: exporter::limits::BATCH_INTERVAL_MILLIS_DEFAULT,
         },
         o.engine.clone(),
         o.snapshotter.clone(),
@@ -283,4 +284,80 @@ fn the_exporter_thread_runs_at_its_configured_nice_value() {
         "exporter threads' nice values: {found:?}"
     );
     duck.stop();
+}
+
+/// A `stock_levels` row as the exporter writes it: sku, on_hand, reserved, available,
+/// reorder_level, updated_at, stamp.
+fn level(sku: &str, on_hand: i64, stamp: u64) -> exporter::change::Change {
+    use exporter::value::Value;
+    exporter::change::Change::Upsert {
+        table: &exporter::schema::STOCK_LEVELS,
+        row: vec![
+            Value::text(sku),
+            Value::Int(on_hand),
+            Value::Int(0),
+            Value::Int(on_hand),
+            Value::Int(5),
+            Value::ts(1_700_000_000_000 + stamp),
+            Value::int(stamp),
+        ],
+    }
+}
+
+/// Upsert runs of every length a store treats differently (one row, two, and more than
+/// either store's staged threshold) insert new keys, overwrite older rows and leave newer ones
+/// alone; the cursor written with each batch is the one read back.
+fn upserts_follow_the_stamp_rule(store: &mut dyn exporter::store::Store, reader: &dyn Reader) {
+    use exporter::store::Cursor;
+    let levels = |reader: &dyn Reader| {
+        reader
+            .select("SELECT sku, on_hand, stamp FROM stock_levels ORDER BY sku")
+            .expect("select")
+            .rows
+            .iter()
+            .map(|r| r.join(" "))
+            .collect::<Vec<_>>()
+    };
+    let many = exporter::limits::STAGED_UPSERT_ROWS_MIN + 2;
+    let batches: Vec<Vec<exporter::change::Change>> = vec![
+        vec![level("A", 10, 10)],
+        // A newer, B new.
+        vec![level("A", 20, 20), level("B", 7, 5)],
+        // A older: kept at 20.
+        vec![level("A", 15, 15)],
+        // A run past the staged thresholds: A older, B newer, the rest new.
+        (0..many)
+            .map(|i| match i {
+                0 => level("A", 1, 1),
+                1 => level("B", 8, 30),
+                i => level(&format!("C{i:02}"), i as i64, 40),
+            })
+            .collect(),
+    ];
+    for (i, changes) in batches.iter().enumerate() {
+        let cursor = Cursor {
+            lsn: 100 + i as u64,
+            rebuild_lsn_end: 50 - i as u64,
+        };
+        store.apply(changes, cursor, false).expect("apply");
+        assert_eq!(
+            store.cursor().expect("cursor"),
+            Some(cursor),
+            "after batch {i}"
+        );
+    }
+    let mut expected = vec!["A 20 20".to_string(), "B 8 30".to_string()];
+    expected.extend((2..many).map(|i| format!("C{i:02} {i} 40")));
+    assert_eq!(levels(reader), expected);
+}
+
+#[test]
+fn upserts_of_every_run_length_follow_the_stamp_rule_in_duckdb_and_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut duck, duck_reader) =
+        exporter::store::duck::open(&dir.path().join("analytics.duckdb")).expect("open duckdb");
+    upserts_follow_the_stamp_rule(&mut duck, &duck_reader);
+    let pg = PgCluster::start();
+    let (mut store, reader) = exporter::store::pg::open(&pg.url).expect("open postgres");
+    upserts_follow_the_stamp_rule(&mut store, &reader);
 }

@@ -52,6 +52,9 @@ struct Args {
     /// what it costs the request paths.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     exporter: bool,
+    /// The exporter's least time between transactions when caught up.
+    #[arg(long, default_value_t = exporter::limits::BATCH_INTERVAL_MILLIS_DEFAULT)]
+    exporter_batch_interval_millis: u64,
     /// Write the summary as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -64,35 +67,82 @@ struct Run {
     errors: u64,
     latencies_micros: Vec<u32>,
     seconds: f64,
-    /// The server's group commits during the run (zero for runs that write nothing).
-    wal: WalFigures,
+    /// The server's group commits and export CPU during the run (zero for runs that write nothing).
+    figures: PhaseFigures,
 }
 
-/// Group-commit figures of a run, from the engine's counters before and after it.
+/// Group-commit figures of a run, from the engine's counters before and after it, and the CPU
+/// the export took meanwhile.
 #[derive(Debug, Default, Clone, Copy)]
-struct WalFigures {
+struct PhaseFigures {
     fsyncs: u64,
     records: u64,
     fsync_nanos: u64,
+    exporter_cpu_ticks: u64,
 }
 
-impl WalFigures {
-    fn between(before: &engine::EngineStats, after: &engine::EngineStats) -> WalFigures {
-        WalFigures {
+/// A phase's start: the engine's counters and the export's CPU so far.
+struct PhaseStart {
+    stats: engine::EngineStats,
+    exporter_cpu_ticks: u64,
+}
+
+impl PhaseStart {
+    fn now(engine: &engine::Engine) -> PhaseStart {
+        PhaseStart {
+            stats: engine.stats(),
+            exporter_cpu_ticks: exporter_cpu_ticks(),
+        }
+    }
+}
+
+/// User + system CPU clock ticks of this process's threads named `exporter`: the exporter's
+/// own, and DuckDB's workers, which it starts (a thread inherits its creator's name).
+fn exporter_cpu_ticks() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // `pid (comm) state ppid …`: utime and stime are fields 14 and 15.
+            let (comm, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+            let fields: Vec<&str> = rest.split(' ').collect();
+            let ticks = |i: usize| fields.get(i - 3)?.parse::<u64>().ok();
+            (comm == "exporter").then(|| ticks(14).unwrap_or(0) + ticks(15).unwrap_or(0))
+        })
+        .sum()
+}
+
+impl PhaseFigures {
+    fn since(start: &PhaseStart, engine: &engine::Engine) -> PhaseFigures {
+        let after = engine.stats();
+        let before = &start.stats;
+        PhaseFigures {
             fsyncs: after.fsyncs - before.fsyncs,
             records: after.records_written - before.records_written,
             fsync_nanos: after.fsync_nanos_total - before.fsync_nanos_total,
+            exporter_cpu_ticks: exporter_cpu_ticks() - start.exporter_cpu_ticks,
         }
     }
 
-    /// "N fsyncs/s, R records each, F ms per fsync".
+    /// The share of one core the export took over `seconds`.
+    fn exporter_core_share(&self, seconds: f64) -> f64 {
+        // /proc counts in USER_HZ, which Linux fixes at 100 for every architecture it runs on.
+        const TICKS_PER_SECOND: f64 = 100.0;
+        self.exporter_cpu_ticks as f64 / TICKS_PER_SECOND / seconds
+    }
+
+    /// "N fsyncs/s, R records each, F ms per fsync; exporter P % of a core".
     fn describe(&self, seconds: f64) -> String {
         let per = |n: u64| n as f64 / self.fsyncs.max(1) as f64;
         format!(
-            "{:.0} fsyncs/s, {:.1} records each, {:.2} ms per fsync",
+            "{:.0} fsyncs/s, {:.1} records each, {:.2} ms per fsync; exporter {:.0} % of a core",
             self.fsyncs as f64 / seconds,
             per(self.records),
-            per(self.fsync_nanos) / 1e6
+            per(self.fsync_nanos) / 1e6,
+            100.0 * self.exporter_core_share(seconds)
         )
     }
 }
@@ -227,6 +277,7 @@ fn main() {
     };
     config.engine.sync = args.sync.clone();
     config.exporter.enabled = args.exporter;
+    config.exporter.batch_interval_millis = args.exporter_batch_interval_millis;
     let server_rt = server_runtime(args.server_threads);
     let opened = server::open_engine(&config).unwrap();
     let engine = opened.engine.clone();
@@ -295,7 +346,7 @@ fn main() {
         })
         .await;
         // Unary: Reserve then Release of the same hold (2 RPCs per unit).
-        let before = engine.stats();
+        let start = PhaseStart::now(&engine);
         let mut unary = drive(&chans, &args, move |ch, worker, i| async move {
             let mut inv = pb::inventory_client::InventoryClient::new(ch);
             let id = format!("u-{worker}-{i}");
@@ -311,14 +362,14 @@ fn main() {
             Ok(2)
         })
         .await;
-        unary.wal = WalFigures::between(&before, &engine.stats());
+        unary.figures = PhaseFigures::since(&start, &engine);
         // Batched: half reserves, then the releases of those holds, in one call.
         let per = args.batch_ops / 2;
         let batch_args = Args {
             in_flight: args.batch_in_flight,
             ..args.clone()
         };
-        let before = engine.stats();
+        let start = PhaseStart::now(&engine);
         let mut batch = drive(&chans, &batch_args, move |ch, worker, i| async move {
             use pb::batch_op::Op as O;
             let mut inv =
@@ -358,7 +409,7 @@ fn main() {
             Ok(results.len() as u64)
         })
         .await;
-        batch.wal = WalFigures::between(&before, &engine.stats());
+        batch.figures = PhaseFigures::since(&start, &engine);
         (reads, unary, batch)
     });
     let _ = stop_tx.send(());
@@ -396,7 +447,7 @@ fn main() {
         unary.errors,
         100.0 * unary_rps / echo.rate()
     );
-    println!("    WAL: {}", unary.wal.describe(unary.seconds));
+    println!("    server: {}", unary.figures.describe(unary.seconds));
     println!(
         "ExecuteBatch ({} ops, {})  {:>10.0} ops/s   p99 {:>7.2} ms per call   errors {}",
         args.batch_ops,
@@ -405,7 +456,7 @@ fn main() {
         batch_p99,
         batch.errors
     );
-    println!("    WAL: {}", batch.wal.describe(batch.seconds));
+    println!("    server: {}", batch.figures.describe(batch.seconds));
     if let Some(path) = &args.json {
         let doc = serde_json::json!({
             "connections": args.connections, "in_flight": args.in_flight, "seconds": args.seconds,
@@ -414,6 +465,8 @@ fn main() {
             "unary_rps": unary_rps, "unary_pair_p50_ms": unary_p50, "unary_pair_p99_ms": unary_p99,
             "unary_percent_of_echo": 100.0 * unary_rps / echo.rate(),
             "batch_ops": args.batch_ops, "batch_ops_per_s": batch.rate(), "batch_p99_ms": batch_p99,
+            "unary_exporter_core_share": unary.figures.exporter_core_share(unary.seconds),
+            "batch_exporter_core_share": batch.figures.exporter_core_share(batch.seconds),
             "errors": echo.errors + reads.errors + unary.errors + batch.errors,
         });
         std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();

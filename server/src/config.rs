@@ -54,6 +54,8 @@ pub struct ExporterSettings {
     pub batch_records: usize,
     /// The exporter thread's nice value (0 = the server's priority).
     pub nice: i32,
+    /// When the exporter is caught up, the least time between two store transactions.
+    pub batch_interval_millis: u64,
 }
 
 impl Default for ExporterSettings {
@@ -65,6 +67,7 @@ impl Default for ExporterSettings {
             postgres_url: String::new(),
             batch_records: exporter::limits::BATCH_RECORDS_DEFAULT,
             nice: exporter::limits::NICE_DEFAULT,
+            batch_interval_millis: exporter::limits::BATCH_INTERVAL_MILLIS_DEFAULT,
         }
     }
 }
@@ -536,6 +539,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("INVENTORY_EXPORTER_POSTGRES_URL", "exporter.postgres_url"),
     ("INVENTORY_EXPORTER_BATCH_RECORDS", "exporter.batch_records"),
     ("INVENTORY_EXPORTER_NICE", "exporter.nice"),
+    (
+        "INVENTORY_EXPORTER_BATCH_INTERVAL_MILLIS",
+        "exporter.batch_interval_millis",
+    ),
     ("INVENTORY_TLS_CERT", "tls.cert"),
     ("INVENTORY_TLS_KEY", "tls.key"),
     ("INVENTORY_TLS_CLIENT_CA", "tls.client_ca"),
@@ -734,6 +741,10 @@ impl Config {
             self.exporter.batch_records
         );
         set!("INVENTORY_EXPORTER_NICE", self.exporter.nice);
+        set!(
+            "INVENTORY_EXPORTER_BATCH_INTERVAL_MILLIS",
+            self.exporter.batch_interval_millis
+        );
         if let Some(v) = get("INVENTORY_TLS_CERT") {
             self.tls.cert = Some(PathBuf::from(v));
         }
@@ -993,6 +1004,13 @@ impl Config {
                 exporter::limits::NICE_MAX
             ));
         }
+        if e.batch_interval_millis > exporter::limits::BATCH_INTERVAL_MILLIS_MAX {
+            return Err(format!(
+                "exporter.batch_interval_millis = {} must be 0..={}",
+                e.batch_interval_millis,
+                exporter::limits::BATCH_INTERVAL_MILLIS_MAX
+            ));
+        }
         let store = match e.store.as_str() {
             "duckdb" => exporter::StoreConfig::DuckDb {
                 path: self.data_dir.join(&e.path),
@@ -1015,6 +1033,7 @@ impl Config {
             store,
             batch_records: e.batch_records,
             nice: e.nice,
+            batch_interval_millis: e.batch_interval_millis,
         }))
     }
 
@@ -1136,6 +1155,36 @@ mod tests {
                 .unwrap_or_else(|| panic!("nice = {bad} accepted"));
             assert!(err.contains("exporter.nice"), "{err}");
         }
+    }
+
+    #[test]
+    fn the_exporter_batch_interval_reaches_the_exporter_and_a_bad_one_is_named() {
+        let shipped = Config::from_toml("").unwrap().exporter_config().unwrap();
+        assert_eq!(
+            shipped.map(|e| e.batch_interval_millis),
+            Some(exporter::limits::BATCH_INTERVAL_MILLIS_DEFAULT)
+        );
+        let env =
+            |n: &str| (n == "INVENTORY_EXPORTER_BATCH_INTERVAL_MILLIS").then(|| "0".to_string());
+        let c = Config::load(None, env, &Overrides::default()).unwrap();
+        assert_eq!(
+            c.exporter_config()
+                .unwrap()
+                .map(|e| e.batch_interval_millis),
+            Some(0)
+        );
+        let c = Config::from_toml("[exporter]\nbatch_interval_millis = 250\n").unwrap();
+        assert_eq!(
+            c.exporter_config()
+                .unwrap()
+                .map(|e| e.batch_interval_millis),
+            Some(250)
+        );
+        let too_long = exporter::limits::BATCH_INTERVAL_MILLIS_MAX + 1;
+        let err = Config::from_toml(&format!("[exporter]\nbatch_interval_millis = {too_long}\n"))
+            .and_then(|c| c.exporter_config().map(|_| c))
+            .expect_err("too long an interval accepted");
+        assert!(err.contains("exporter.batch_interval_millis"), "{err}");
     }
 
     #[test]

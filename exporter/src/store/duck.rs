@@ -197,12 +197,11 @@ fn apply_in_transaction(
                 // The whole run at once: staged if long, else row by row (same order).
                 let run = upsert_run(table, &changes[next - 1..]);
                 next += run.len() - 1;
-                if run.len() >= limits::STAGED_UPSERT_ROWS_MIN {
+                if run.len() >= limits::DUCK_STAGED_UPSERT_ROWS_MIN {
                     upsert_staged(conn, table, &run)?;
                 } else {
-                    let mut stmt = conn.prepare_cached(&schema::upsert_sql(table, placeholder))?;
                     for row in run {
-                        stmt.execute(params_from_iter(row.iter()))?;
+                        upsert_row(conn, table, row)?;
                     }
                 }
             }
@@ -264,19 +263,59 @@ fn apply_in_transaction(
     for (_, mut appender) in appenders {
         appender.flush()?;
     }
+    write_cursor(conn, cursor)
+}
+
+/// Both meta rows in one `UPDATE` (a DuckDB statement is planned at every execution, so one
+/// statement instead of one upsert per row halves the cost of a small batch); the upserts only
+/// while the rows are not there yet (a new or reset store).
+fn write_cursor(conn: &Connection, cursor: Cursor) -> Result<()> {
+    let rows = cursor_rows(cursor);
+    let cases: Vec<String> = rows
+        .iter()
+        .map(|(name, _)| format!("WHEN '{name}' THEN CAST(? AS BIGINT)"))
+        .collect();
+    let names: Vec<String> = rows.iter().map(|(name, _)| format!("'{name}'")).collect();
+    let mut stmt = conn.prepare_cached(&format!(
+        "UPDATE {} SET value = CASE name {} END WHERE name IN ({})",
+        META.name,
+        cases.join(" "),
+        names.join(", ")
+    ))?;
+    let updated = stmt.execute(params_from_iter(rows.iter().map(|(_, value)| value)))?;
+    if updated == rows.len() {
+        return Ok(());
+    }
     let mut stmt = conn.prepare_cached(&format!(
         "INSERT INTO {} (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
         META.name
     ))?;
-    for (name, value) in cursor_rows(cursor) {
+    for (name, value) in rows {
         stmt.execute(duckdb::params![name, value])?;
     }
     Ok(())
 }
 
-/// Upserts `rows` (distinct keys) in one statement: the Appender fills a temporary staging
-/// table of the same columns (made by `create_tables`), emptied again before the transaction
-/// ends.
+/// Upserts one row: as an `UPDATE` first, which DuckDB runs in half the time of its
+/// `INSERT … ON CONFLICT` (which plans a duplicate-key check at every execution), and which
+/// is enough for the usual case, a row already there and older.
+fn upsert_row(conn: &Connection, table: &Table, row: &[Value]) -> Result<()> {
+    if let Some(sql) = schema::update_row_sql(table, placeholder) {
+        let mut stmt = conn.prepare_cached(&sql)?;
+        if stmt.execute(params_from_iter(schema::update_row_params(table, row)))? == 1 {
+            return Ok(());
+        }
+    }
+    let mut stmt = conn.prepare_cached(&schema::upsert_sql(table, placeholder))?;
+    stmt.execute(params_from_iter(row.iter()))?;
+    Ok(())
+}
+
+/// Upserts `rows` (distinct keys) set-based: the Appender fills a temporary staging table of
+/// the same columns (made by `create_tables`), emptied again before the transaction ends; the
+/// rows go in by `UPDATE … FROM`, and an `INSERT` of the new keys when there are any (a third
+/// cheaper than DuckDB's `INSERT … ON CONFLICT` for a batch of rows already there: 10 against
+/// 16 ms for 200 rows, `duck_statement_bench`).
 fn upsert_staged(conn: &Connection, table: &Table, rows: &[&[Value]]) -> Result<()> {
     let staging = staging(table);
     {
@@ -290,7 +329,16 @@ fn upsert_staged(conn: &Connection, table: &Table, rows: &[&[Value]]) -> Result<
         "SELECT {} FROM temp.main.{staging}",
         schema::idents(table.column_names())
     );
-    conn.execute(&schema::upsert_rows_sql(table, &rows_sql), [])?;
+    match schema::update_rows_sql(table, &rows_sql) {
+        Some([update, insert]) => {
+            if conn.execute(&update, [])? < rows.len() {
+                conn.execute(&insert, [])?;
+            }
+        }
+        None => {
+            conn.execute(&schema::upsert_rows_sql(table, &rows_sql), [])?;
+        }
+    }
     conn.execute(&format!("DELETE FROM temp.main.{staging}"), [])?;
     Ok(())
 }

@@ -237,6 +237,7 @@ pub fn start(store: StoreConfig, o: &Opened) -> Exporter {
             store,
             batch_records: 64,
             nice: 0,
+            batch_interval_millis: exporter::limits::BATCH_INTERVAL_MILLIS_DEFAULT,
         },
         o.engine.clone(),
         o.snapshotter.clone(),
