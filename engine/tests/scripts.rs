@@ -24,7 +24,7 @@
 mod common;
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use engine::engine::lines_text;
@@ -485,7 +485,13 @@ fn regenerate(script: &str) -> String {
 
 #[test]
 fn scripts() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts");
+    // The directory cargo runs the test from, not the one it was compiled in: a shared target
+    // directory can hold a binary built in another checkout (cargo does not rebuild it when
+    // this one's sources are older), whose compile-time path may be gone.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let dir = manifest_dir.join("tests/scripts");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("scripts dir")
         .map(|e| e.expect("entry").path())
