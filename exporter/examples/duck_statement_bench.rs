@@ -5,7 +5,8 @@
 //! cargo build --release --workspace --examples && target/release/examples/duck_statement_bench
 //! ```
 //!
-//! A `stock_levels` table of 1,000 rows (the exporter's shape) in a database file; each line is
+//! A `stock_levels` table of 1,000 rows (env `SKUS`; `STAGED_ONLY=1` times the staged ways
+//! alone) in the exporter's shape, in a database file; each line is
 //! one transaction of N rows written one way, timed over many transactions, twice (the second
 //! round is the one to quote). Ways: a prepared `INSERT … ON CONFLICT` executed per row (DuckDB
 //! re-plans it at every execution), a prepared `UPDATE` by key per row, the staged upsert (rows
@@ -25,7 +26,10 @@ const SETS: &str = "on_hand = excluded.on_hand, reserved = excluded.reserved, \
     WHERE stock_levels.stamp < excluded.stamp";
 const TYPED: &str = "CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), \
     CAST(? AS BIGINT), CAST(? AS TIMESTAMP), CAST(? AS BIGINT)";
-const SKUS: i64 = 1_000;
+/// `stock_levels` rows (env `SKUS`; default 1,000).
+fn skus() -> i64 {
+    std::env::var("SKUS").map_or(1_000, |v| v.parse().expect("SKUS: a row count"))
+}
 
 /// Runs `batch` `reps` times, each in its own transaction, and prints the mean per batch.
 fn time(conn: &Connection, name: &str, rows: i64, reps: i64, mut batch: impl FnMut(i64)) {
@@ -46,7 +50,7 @@ fn time(conn: &Connection, name: &str, rows: i64, reps: i64, mut batch: impl FnM
 fn level(n: i64, stamp: i64) -> (String, i64, i64, i64, i64, Value, i64) {
     let ts = Value::Timestamp(TimeUnit::Microsecond, stamp * 1000);
     (
-        format!("SKU-{:04}", n % SKUS),
+        format!("SKU-{:04}", n % skus()),
         stamp % 100,
         1,
         stamp % 100 - 1,
@@ -65,10 +69,11 @@ fn main() {
          CREATE TABLE meta (name TEXT PRIMARY KEY, value BIGINT);
          INSERT INTO meta VALUES ('cursor_lsn', 0), ('rebuild_lsn_end', 0);
          INSERT INTO stock_levels SELECT printf('SKU-%04d', i), 100, 0, 100, 5, \
-           TIMESTAMP '2026-01-01', 0 FROM range({SKUS}) t(i);
+           TIMESTAMP '2026-01-01', 0 FROM range({}) t(i);
          CREATE TABLE movements (lsn BIGINT, sku TEXT, kind TEXT, quantity BIGINT, \
            on_hand_after BIGINT, reference TEXT);
-         CREATE TEMP TABLE staging AS SELECT * FROM main.stock_levels LIMIT 0;"
+         CREATE TEMP TABLE staging AS SELECT * FROM main.stock_levels LIMIT 0;",
+        skus()
     ))
     .unwrap();
     let mut stamp = 0i64;
@@ -78,66 +83,70 @@ fn main() {
     };
     for round in 1..=2 {
         println!("round {round}");
-        time(&conn, "meta: two upserts", 2, 200, |i| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "INSERT INTO meta (name, value) VALUES (?, ?) \
+        let staged_only = std::env::var_os("STAGED_ONLY").is_some();
+        if !staged_only {
+            time(&conn, "meta: two upserts", 2, 200, |i| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "INSERT INTO meta (name, value) VALUES (?, ?) \
                      ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                )
-                .unwrap();
-            stmt.execute(params!["cursor_lsn", i]).unwrap();
-            stmt.execute(params!["rebuild_lsn_end", 0]).unwrap();
-        });
-        time(&conn, "meta: one UPDATE", 2, 200, |i| {
-            let mut stmt = conn
+                    )
+                    .unwrap();
+                stmt.execute(params!["cursor_lsn", i]).unwrap();
+                stmt.execute(params!["rebuild_lsn_end", 0]).unwrap();
+            });
+            time(&conn, "meta: one UPDATE", 2, 200, |i| {
+                let mut stmt = conn
                 .prepare_cached(
                     "UPDATE meta SET value = CASE name WHEN 'cursor_lsn' THEN CAST(? AS BIGINT) \
                      WHEN 'rebuild_lsn_end' THEN CAST(? AS BIGINT) END \
                      WHERE name IN ('cursor_lsn', 'rebuild_lsn_end')",
                 )
                 .unwrap();
-            stmt.execute(params![i, 0]).unwrap();
-        });
-        time(&conn, "empty transaction", 0, 200, |_| {});
-        for rows in [1i64, 64, 1024, 8192] {
-            time(&conn, "Appender: fact rows", rows, 20, |i| {
-                let mut app = conn.appender("movements").unwrap();
-                for j in 0..rows {
-                    let n = i * rows + j;
-                    app.append_row(params![
-                        n,
-                        format!("SKU-{:04}", n % SKUS),
-                        "reserve",
-                        1,
-                        5,
-                        format!("r-{n}")
-                    ])
-                    .unwrap();
-                }
-                app.flush().unwrap();
+                stmt.execute(params![i, 0]).unwrap();
             });
+            time(&conn, "empty transaction", 0, 200, |_| {});
+            for rows in [1i64, 64, 1024, 8192] {
+                time(&conn, "Appender: fact rows", rows, 20, |i| {
+                    let mut app = conn.appender("movements").unwrap();
+                    for j in 0..rows {
+                        let n = i * rows + j;
+                        app.append_row(params![
+                            n,
+                            format!("SKU-{:04}", n % skus()),
+                            "reserve",
+                            1,
+                            5,
+                            format!("r-{n}")
+                        ])
+                        .unwrap();
+                    }
+                    app.flush().unwrap();
+                });
+            }
         }
         for rows in [1i64, 4, 16, 64, 200] {
             let reps = (800 / rows).clamp(20, 200);
-            time(
-                &conn,
-                "per row: prepared INSERT … ON CONFLICT",
-                rows,
-                reps,
-                |i| {
-                    let sql = format!(
-                        "INSERT INTO stock_levels ({COLS}) VALUES ({TYPED}) ON CONFLICT (sku) DO UPDATE SET {SETS}"
-                    );
-                    let mut stmt = conn.prepare_cached(&sql).unwrap();
-                    for j in 0..rows {
-                        let r = level(i * rows + j, next_stamp());
-                        stmt.execute(params![r.0, r.1, r.2, r.3, r.4, r.5, r.6])
-                            .unwrap();
-                    }
-                },
-            );
-            time(&conn, "per row: prepared UPDATE by key", rows, reps, |i| {
-                let mut stmt = conn
+            if !staged_only {
+                time(
+                    &conn,
+                    "per row: prepared INSERT … ON CONFLICT",
+                    rows,
+                    reps,
+                    |i| {
+                        let sql = format!(
+                            "INSERT INTO stock_levels ({COLS}) VALUES ({TYPED}) ON CONFLICT (sku) DO UPDATE SET {SETS}"
+                        );
+                        let mut stmt = conn.prepare_cached(&sql).unwrap();
+                        for j in 0..rows {
+                            let r = level(i * rows + j, next_stamp());
+                            stmt.execute(params![r.0, r.1, r.2, r.3, r.4, r.5, r.6])
+                                .unwrap();
+                        }
+                    },
+                );
+                time(&conn, "per row: prepared UPDATE by key", rows, reps, |i| {
+                    let mut stmt = conn
                     .prepare_cached(
                         "UPDATE stock_levels SET on_hand = CAST(? AS BIGINT), \
                          reserved = CAST(? AS BIGINT), available = CAST(? AS BIGINT), \
@@ -145,18 +154,24 @@ fn main() {
                          stamp = CAST(? AS BIGINT) WHERE sku = CAST(? AS TEXT) AND stamp < CAST(? AS BIGINT)",
                     )
                     .unwrap();
-                for j in 0..rows {
-                    let r = level(i * rows + j, next_stamp());
-                    stmt.execute(params![r.1, r.2, r.3, r.4, r.5, r.6, r.0, r.6])
-                        .unwrap();
-                }
-            });
-            let mut fill = |i: i64| {
+                    for j in 0..rows {
+                        let r = level(i * rows + j, next_stamp());
+                        stmt.execute(params![r.1, r.2, r.3, r.4, r.5, r.6, r.0, r.6])
+                            .unwrap();
+                    }
+                });
+            }
+            // `fresh`: keys not in the table yet (new entities, such as orders being placed).
+            let mut fill = |i: i64, fresh: bool| {
                 let mut app = conn
                     .appender_to_catalog_and_db("staging", "temp", "main")
                     .unwrap();
                 for j in 0..rows {
-                    let r = level(i * rows + j, next_stamp());
+                    let stamp = next_stamp();
+                    let mut r = level(i * rows + j, stamp);
+                    if fresh {
+                        r.0 = format!("NEW-{stamp}");
+                    }
                     app.append_row(params![r.0, r.1, r.2, r.3, r.4, r.5, r.6])
                         .unwrap();
                 }
@@ -168,7 +183,7 @@ fn main() {
                 rows,
                 30,
                 |i| {
-                    fill(i);
+                    fill(i, false);
                     conn.execute(
                     &format!(
                         "INSERT INTO stock_levels ({COLS}) SELECT {COLS} FROM temp.main.staging \
@@ -181,7 +196,7 @@ fn main() {
                 },
             );
             time(&conn, "staged: UPDATE … FROM", rows, 30, |i| {
-                fill(i);
+                fill(i, false);
                 conn.execute(
                     "UPDATE stock_levels SET on_hand = s.on_hand, reserved = s.reserved, \
                      available = s.available, reorder_level = s.reorder_level, \
@@ -192,6 +207,50 @@ fn main() {
                 .unwrap();
                 conn.execute("DELETE FROM temp.main.staging", []).unwrap();
             });
+            time(
+                &conn,
+                "staged, new keys: INSERT … ON CONFLICT",
+                rows,
+                30,
+                |i| {
+                    fill(i, true);
+                    conn.execute(
+                    &format!(
+                        "INSERT INTO stock_levels ({COLS}) SELECT {COLS} FROM temp.main.staging \
+                         ON CONFLICT (sku) DO UPDATE SET {SETS}"
+                    ),
+                    [],
+                )
+                .unwrap();
+                    conn.execute("DELETE FROM temp.main.staging", []).unwrap();
+                },
+            );
+            time(
+                &conn,
+                "staged, new keys: UPDATE … FROM + INSERT",
+                rows,
+                30,
+                |i| {
+                    fill(i, true);
+                    conn.execute(
+                        "UPDATE stock_levels SET on_hand = s.on_hand, reserved = s.reserved, \
+                     available = s.available, reorder_level = s.reorder_level, \
+                     updated_at = s.updated_at, stamp = s.stamp FROM temp.main.staging s \
+                     WHERE stock_levels.sku = s.sku AND stock_levels.stamp < s.stamp",
+                        [],
+                    )
+                    .unwrap();
+                    conn.execute(
+                    &format!(
+                        "INSERT INTO stock_levels ({COLS}) SELECT {COLS} FROM temp.main.staging s \
+                         WHERE NOT EXISTS (SELECT 1 FROM stock_levels there WHERE there.sku = s.sku)"
+                    ),
+                    [],
+                )
+                .unwrap();
+                    conn.execute("DELETE FROM temp.main.staging", []).unwrap();
+                },
+            );
         }
     }
 }

@@ -38,10 +38,11 @@ pub const RETRY_MILLIS: u64 = 1_000;
 /// `stock_levels` row per SKU.
 pub const STAGED_UPSERT_ROWS_MIN: usize = 16;
 /// The same threshold for DuckDB, measured rather than guessed: DuckDB plans a prepared
-/// statement afresh at every execution, so a row costs ~2.5 ms (as the `UPDATE` the store tries
-/// first; 7.8 ms as `INSERT … ON CONFLICT`), while the staged path costs 10–12 ms whatever its
-/// size (1–200 rows): from five rows on it is the cheaper (`duck_statement_bench`,
-/// BENCHMARKS.md, Exporter).
+/// statement afresh at every execution, so a row already there costs ~2.5 ms (as the `UPDATE`
+/// the store tries first; a new row 2.9 + 7.8 ms, the `UPDATE` and then `INSERT … ON
+/// CONFLICT`), while the staged path costs 14–18 ms whatever its size (1–200 rows on a
+/// 1,000-row table): from five rows on it is the cheaper, or about as cheap
+/// (`duck_statement_bench`, BENCHMARKS.md, Exporter).
 pub const DUCK_STAGED_UPSERT_ROWS_MIN: usize = 5;
 /// DuckDB's write-ahead log grows to this many megabytes before DuckDB checkpoints it into the
 /// file (its default is 16): at 100k ops/s the default checkpointed every second or two, each

@@ -422,39 +422,6 @@ pub fn update_row_sql(t: &Table, placeholder: Placeholder) -> Option<String> {
     ))
 }
 
-/// The upsert of many rows (the `SELECT` `rows`, each key at most once) as two statements, the
-/// second needed only when the first changed fewer rows than there are: an `UPDATE … FROM`
-/// of the rows already there and older, then an `INSERT` of the keys not there. `None` for a
-/// table without stamps.
-pub fn update_rows_sql(t: &Table, rows: &str) -> Option<[String; 2]> {
-    t.column_names().find(|c| *c == "stamp")?;
-    let sets: Vec<String> = updated_columns(t)
-        .map(|(c, _)| format!("{0} = s.{0}", ident(c)))
-        .collect();
-    let same = |table: &str| -> String {
-        t.key
-            .iter()
-            .map(|k| format!("{table}.{0} = s.{0}", ident(k)))
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    };
-    let cols = idents(t.column_names());
-    Some([
-        format!(
-            "UPDATE {0} SET {1} FROM ({rows}) AS s WHERE {2} AND {0}.stamp < s.stamp",
-            t.name,
-            sets.join(", "),
-            same(t.name)
-        ),
-        format!(
-            "INSERT INTO {0} ({cols}) SELECT {cols} FROM ({rows}) AS s \
-             WHERE NOT EXISTS (SELECT 1 FROM {0} AS there WHERE {1})",
-            t.name,
-            same("there")
-        ),
-    ])
-}
-
 /// The parameters of [`update_row_sql`] from a full row: the updated columns, the key, the stamp.
 pub fn update_row_params<'r>(t: &Table, row: &'r [Value]) -> Vec<&'r Value> {
     let at = |c: &str| &row[column_index(t, c)];
