@@ -177,80 +177,46 @@ fn main() {
                 }
                 app.flush().unwrap();
             };
-            time(
-                &conn,
-                "staged: INSERT … SELECT … ON CONFLICT",
-                rows,
-                30,
-                |i| {
-                    fill(i, false);
-                    conn.execute(
-                    &format!(
-                        "INSERT INTO stock_levels ({COLS}) SELECT {COLS} FROM temp.main.staging \
-                         ON CONFLICT (sku) DO UPDATE SET {SETS}"
-                    ),
-                    [],
-                )
-                .unwrap();
-                    conn.execute("DELETE FROM temp.main.staging", []).unwrap();
-                },
+            let upsert = format!(
+                "INSERT INTO stock_levels ({COLS}) SELECT {COLS} FROM temp.main.staging \
+                 ON CONFLICT (sku) DO UPDATE SET {SETS}"
             );
-            time(&conn, "staged: UPDATE … FROM", rows, 30, |i| {
-                fill(i, false);
-                conn.execute(
-                    "UPDATE stock_levels SET on_hand = s.on_hand, reserved = s.reserved, \
-                     available = s.available, reorder_level = s.reorder_level, \
-                     updated_at = s.updated_at, stamp = s.stamp FROM temp.main.staging s \
-                     WHERE stock_levels.sku = s.sku AND stock_levels.stamp < s.stamp",
-                    [],
-                )
-                .unwrap();
-                conn.execute("DELETE FROM temp.main.staging", []).unwrap();
-            });
-            time(
-                &conn,
-                "staged, new keys: INSERT … ON CONFLICT",
-                rows,
-                30,
-                |i| {
-                    fill(i, true);
-                    conn.execute(
-                    &format!(
-                        "INSERT INTO stock_levels ({COLS}) SELECT {COLS} FROM temp.main.staging \
-                         ON CONFLICT (sku) DO UPDATE SET {SETS}"
-                    ),
-                    [],
-                )
-                .unwrap();
-                    conn.execute("DELETE FROM temp.main.staging", []).unwrap();
-                },
+            let update_from = "UPDATE stock_levels SET on_hand = s.on_hand, reserved = s.reserved, \
+                available = s.available, reorder_level = s.reorder_level, \
+                updated_at = s.updated_at, stamp = s.stamp FROM temp.main.staging s \
+                WHERE stock_levels.sku = s.sku AND stock_levels.stamp < s.stamp";
+            let insert_new = format!(
+                "INSERT INTO stock_levels ({COLS}) SELECT {COLS} FROM temp.main.staging s \
+                 WHERE NOT EXISTS (SELECT 1 FROM stock_levels there WHERE there.sku = s.sku)"
             );
-            time(
-                &conn,
-                "staged, new keys: UPDATE … FROM + INSERT",
-                rows,
-                30,
-                |i| {
-                    fill(i, true);
-                    conn.execute(
-                        "UPDATE stock_levels SET on_hand = s.on_hand, reserved = s.reserved, \
-                     available = s.available, reorder_level = s.reorder_level, \
-                     updated_at = s.updated_at, stamp = s.stamp FROM temp.main.staging s \
-                     WHERE stock_levels.sku = s.sku AND stock_levels.stamp < s.stamp",
-                        [],
-                    )
-                    .unwrap();
-                    conn.execute(
-                    &format!(
-                        "INSERT INTO stock_levels ({COLS}) SELECT {COLS} FROM temp.main.staging s \
-                         WHERE NOT EXISTS (SELECT 1 FROM stock_levels there WHERE there.sku = s.sku)"
-                    ),
-                    [],
-                )
-                .unwrap();
+            // (name, keys not in the table yet, the statements after filling the staging table)
+            let ways: [(&str, bool, Vec<&str>); 4] = [
+                (
+                    "staged: INSERT … SELECT … ON CONFLICT",
+                    false,
+                    vec![&upsert],
+                ),
+                ("staged: UPDATE … FROM", false, vec![update_from]),
+                (
+                    "staged, new keys: INSERT … ON CONFLICT",
+                    true,
+                    vec![&upsert],
+                ),
+                (
+                    "staged, new keys: UPDATE … FROM + INSERT",
+                    true,
+                    vec![update_from, &insert_new],
+                ),
+            ];
+            for (name, fresh, statements) in ways {
+                time(&conn, name, rows, 30, |i| {
+                    fill(i, fresh);
+                    for sql in &statements {
+                        conn.execute(sql, []).unwrap();
+                    }
                     conn.execute("DELETE FROM temp.main.staging", []).unwrap();
-                },
-            );
+                });
+            }
         }
     }
 }

@@ -43,6 +43,21 @@ impl Change {
             | Change::Append { table, .. } => table,
         }
     }
+
+    /// The key of the entity row this change touches (`None` for a fact row).
+    pub fn key(&self) -> Option<Vec<&Value>> {
+        match self {
+            Change::Upsert { table, row } => Some(
+                table
+                    .key
+                    .iter()
+                    .map(|c| &row[crate::schema::column_index(table, c)])
+                    .collect(),
+            ),
+            Change::Update { key, .. } => Some(key.iter().collect()),
+            Change::Append { .. } => None,
+        }
+    }
 }
 
 /// The engine's stamp of event `index` of the record at `lsn` (`engine::ledger::shard::stamp`).
@@ -58,39 +73,29 @@ pub fn stamp(lsn: u64, index: usize) -> u64 {
 /// in layer n). Fact rows (appends) stay in feed order within their table. A layer's upserts
 /// have distinct keys, so they form one [`crate::store::upsert_run`].
 pub fn group_for_statements(changes: &mut Vec<Change>) {
-    let mut seen: std::collections::HashMap<(&'static str, Vec<Value>), usize> =
-        std::collections::HashMap::new();
+    // (table, layer, kind) of each change, kind: upserts, then updates, then fact rows.
     let mut order: Vec<(usize, usize, u8)> = Vec::with_capacity(changes.len());
+    let mut seen: std::collections::HashMap<(&'static str, Vec<&Value>), usize> =
+        std::collections::HashMap::new();
     for change in changes.iter() {
         let table = change.table();
         let table_at = crate::schema::TABLES
             .iter()
             .position(|t| t.name == table.name)
             .unwrap_or(usize::MAX);
-        let (key, rank) = match change {
-            Change::Upsert { row, .. } => (
-                Some(
-                    table
-                        .key
-                        .iter()
-                        .map(|c| row[crate::schema::column_index(table, c)].clone())
-                        .collect(),
-                ),
-                0,
-            ),
-            Change::Update { key, .. } => (Some(key.clone()), 1),
-            Change::Append { .. } => (None, 2),
+        let rank = match change {
+            Change::Upsert { .. } => 0,
+            Change::Update { .. } => 1,
+            Change::Append { .. } => 2,
         };
-        let layer = match key {
-            Some(key) => {
-                let n = seen.entry((table.name, key)).or_insert(0);
-                *n += 1;
-                *n
-            }
-            None => 0,
-        };
+        let layer = change.key().map_or(0, |key| {
+            let n = seen.entry((table.name, key)).or_insert(0);
+            *n += 1;
+            *n
+        });
         order.push((table_at, layer, rank));
     }
+    drop(seen);
     let mut keyed: Vec<_> = order.into_iter().zip(changes.drain(..)).collect();
     // Stable: changes of one position keep their feed order.
     keyed.sort_by_key(|(position, _)| *position);
@@ -131,15 +136,7 @@ mod tests {
     fn sequences(changes: &[Change]) -> std::collections::BTreeMap<String, Vec<Change>> {
         let mut out: std::collections::BTreeMap<String, Vec<Change>> = Default::default();
         for c in changes {
-            let key = match c {
-                Change::Upsert { table, row } => format!(
-                    "{} {:?}",
-                    table.name,
-                    row[crate::schema::column_index(table, table.key[0])]
-                ),
-                Change::Update { table, key, .. } => format!("{} {:?}", table.name, key[0]),
-                Change::Append { table, .. } => table.name.to_string(),
-            };
+            let key = format!("{} {:?}", c.table().name, c.key());
             out.entry(key).or_default().push(c.clone());
         }
         out

@@ -313,14 +313,11 @@ fn follow(
         .ok_or_else(|| Error::Feed("the engine has no WAL".into()))?;
     let mut changes: Vec<Change> = Vec::new();
     let Pace { batch, interval } = pace;
+    // How long after the last read's start the next read waits.
+    let mut wait = Duration::ZERO;
     let mut started = Instant::now();
-    let mut full = true;
     while !shared.stop.load(Ordering::Acquire) {
-        // Caught up: let records gather, as one transaction costs about the same for a few
-        // records as for thousands (`limits::BATCH_INTERVAL_MILLIS_DEFAULT`).
-        if !full {
-            sleep_unless_stopped(shared, interval.saturating_sub(started.elapsed()));
-        }
+        sleep_unless_stopped(shared, wait.saturating_sub(started.elapsed()));
         started = Instant::now();
         let records = feed.next_batch(batch).map_err(|e| match e {
             WalError::Truncated { oldest_lsn } => Error::Feed(format!(
@@ -329,9 +326,16 @@ fn follow(
             )),
             other => Error::Feed(other.to_string()),
         })?;
-        full = records.len() == batch;
+        // Behind: go on at once. Caught up: let records gather, as one transaction costs about
+        // the same for a few records as for thousands (`limits::BATCH_INTERVAL_MILLIS_DEFAULT`).
+        // Idle: poll.
+        wait = if records.len() == batch {
+            Duration::ZERO
+        } else {
+            interval
+        };
         let (Some(&(first, _)), Some(&(last, _))) = (records.first(), records.last()) else {
-            std::thread::sleep(Duration::from_millis(limits::IDLE_POLL_MILLIS));
+            wait = wait.max(Duration::from_millis(limits::IDLE_POLL_MILLIS));
             continue;
         };
         changes.clear();

@@ -27,7 +27,8 @@ pub const NICE_MAX: i32 = 19;
 /// batch (the exporter behind) is followed at once.
 pub const BATCH_INTERVAL_MILLIS_DEFAULT: u64 = 100;
 pub const BATCH_INTERVAL_MILLIS_MAX: u64 = 10_000;
-/// How long the exporter sleeps when it is caught up before looking at the feed again. The
+/// How long the exporter sleeps when the feed had nothing new before looking again (at least; a
+/// longer `BATCH_INTERVAL_MILLIS` applies too). The
 /// exporter thread does not run on the async runtime, so it polls; this bounds the added lag.
 pub const IDLE_POLL_MILLIS: u64 = 20;
 /// How long the exporter waits before retrying after the store failed.

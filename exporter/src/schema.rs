@@ -69,8 +69,6 @@ impl Table {
 
 use Type::{Bool, Int, Text, Ts};
 
-use crate::value::Value;
-
 pub const PRODUCTS: Table = Table {
     name: "products",
     columns: &[
@@ -386,50 +384,11 @@ pub fn upsert_rows_sql(t: &Table, rows: &str) -> String {
 }
 
 /// The columns an upsert overwrites in a row that is already there.
-fn updated_columns(t: &Table) -> impl Iterator<Item = (&'static str, Type)> + '_ {
+pub fn updated_columns(t: &Table) -> impl Iterator<Item = (&'static str, Type)> + '_ {
     t.columns
         .iter()
         .copied()
         .filter(|(c, _)| !t.key.contains(c) && !t.insert_only.contains(c))
-}
-
-/// The upsert of one row as a plain `UPDATE` of the row if it is there and older:
-/// `UPDATE t SET c = ?, … WHERE key = ? AND stamp < ?`, its parameters in the order of
-/// [`update_row_params`]. A row it leaves unchanged (not there, or not older) gets the upsert,
-/// which then inserts it or, by the same stamp rule, leaves it too. `None` for a table without
-/// stamps.
-pub fn update_row_sql(t: &Table, placeholder: Placeholder) -> Option<String> {
-    t.column_names().find(|c| *c == "stamp")?;
-    let mut n = 0;
-    let mut next = |ty| {
-        n += 1;
-        placeholder(n, ty)
-    };
-    let sets: Vec<String> = updated_columns(t)
-        .map(|(c, ty)| format!("{} = {}", ident(c), next(ty)))
-        .collect();
-    let keys: Vec<String> = t
-        .key
-        .iter()
-        .map(|k| format!("{} = {}", ident(k), next(t.columns[column_index(t, k)].1)))
-        .collect();
-    let stamp = next(Type::Int);
-    Some(format!(
-        "UPDATE {} SET {} WHERE {} AND stamp < {stamp}",
-        t.name,
-        sets.join(", "),
-        keys.join(" AND ")
-    ))
-}
-
-/// The parameters of [`update_row_sql`] from a full row: the updated columns, the key, the stamp.
-pub fn update_row_params<'r>(t: &Table, row: &'r [Value]) -> Vec<&'r Value> {
-    let at = |c: &str| &row[column_index(t, c)];
-    updated_columns(t)
-        .map(|(c, _)| at(c))
-        .chain(t.key.iter().map(|k| at(k)))
-        .chain([at("stamp")])
-        .collect()
 }
 
 /// A fact row inserted unless a row with the same identity is there (replay over a snapshot).
@@ -462,38 +421,4 @@ pub fn column_index(t: &Table, name: &str) -> usize {
         .iter()
         .position(|(n, _)| *n == name)
         .unwrap_or_else(|| panic!("{} has no column {name}", t.name))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn numbered(n: usize, _: Type) -> String {
-        format!("${n}")
-    }
-
-    #[test]
-    fn the_row_update_sets_what_the_upsert_overwrites_and_keeps_its_stamp_rule() {
-        let sql = update_row_sql(&STOCK_LEVELS, numbered).expect("stock_levels has stamps");
-        assert_eq!(
-            sql,
-            "UPDATE stock_levels SET \"on_hand\" = $1, \"reserved\" = $2, \"available\" = $3, \
-             \"reorder_level\" = $4, \"updated_at\" = $5, \"stamp\" = $6 \
-             WHERE \"sku\" = $7 AND stamp < $8"
-        );
-        let row: Vec<Value> = (0..7).map(Value::Int).collect();
-        let params: Vec<&Value> = update_row_params(&STOCK_LEVELS, &row);
-        let expected = [1, 2, 3, 4, 5, 6, 0, 6].map(Value::Int);
-        assert_eq!(params, expected.iter().collect::<Vec<_>>());
-        // A table with insert-only columns: those stay out of the SET, as in the upsert.
-        let with_insert_only = TABLES
-            .iter()
-            .find(|t| !t.insert_only.is_empty())
-            .expect("some table keeps columns from its insert");
-        let sql = update_row_sql(with_insert_only, numbered).expect("entity tables have stamps");
-        for c in with_insert_only.insert_only {
-            assert!(!sql.contains(&ident(c)), "{sql}");
-        }
-        assert_eq!(update_row_sql(&META, numbered), None);
-    }
 }

@@ -19,7 +19,8 @@ use crate::error::{Error, Result};
 use crate::limits;
 use crate::schema::{self, META, TABLES, Table, Type};
 use crate::store::{
-    Cursor, OPEN_ORDER_LINES_SQL, Reader, Store, cursor_rows, staging, update_sql, upsert_run,
+    Cursor, OPEN_ORDER_LINES_SQL, Reader, Store, cursor_rows, staging, update_sql,
+    upsert_as_update, upsert_run,
 };
 use crate::table::{Cell, ResultTable, normalise};
 use crate::value::Value;
@@ -200,9 +201,7 @@ fn apply_in_transaction(
                 if run.len() >= limits::DUCK_STAGED_UPSERT_ROWS_MIN {
                     upsert_staged(conn, table, &run)?;
                 } else {
-                    for row in run {
-                        upsert_row(conn, table, row)?;
-                    }
+                    upsert_rows_singly(conn, table, &run)?;
                 }
             }
             Change::Update {
@@ -211,28 +210,7 @@ fn apply_in_transaction(
                 stamp,
                 set,
             } => {
-                let sql = update_sql(table, set, placeholder);
-                let mut stmt = conn.prepare_cached(&sql)?;
-                let stamp = Value::Int(*stamp as i64);
-                // The increments as values, each beside its column.
-                let adds: Vec<Value> = set
-                    .iter()
-                    .map(|(_, s)| match s {
-                        Set::Add(n) => Value::Int(*n),
-                        Set::To(_) => Value::Null,
-                    })
-                    .collect();
-                let params = set
-                    .iter()
-                    .zip(&adds)
-                    .map(|((_, s), add)| match s {
-                        Set::To(v) => v,
-                        Set::Add(_) => add,
-                    })
-                    .chain([&stamp])
-                    .chain(key)
-                    .chain([&stamp]);
-                stmt.execute(params_from_iter(params))?;
+                update(conn, table, key, *stamp, set)?;
             }
             Change::Append { table, row } if dedupe => {
                 let sql = schema::insert_missing_sql(table, placeholder);
@@ -296,18 +274,52 @@ fn write_cursor(conn: &Connection, cursor: Cursor) -> Result<()> {
     Ok(())
 }
 
-/// Upserts one row: as an `UPDATE` first, which DuckDB runs in half the time of its
-/// `INSERT … ON CONFLICT` (which plans a duplicate-key check at every execution), and which
-/// is enough for the usual case, a row already there and older.
-fn upsert_row(conn: &Connection, table: &Table, row: &[Value]) -> Result<()> {
-    if let Some(sql) = schema::update_row_sql(table, placeholder) {
-        let mut stmt = conn.prepare_cached(&sql)?;
-        if stmt.execute(params_from_iter(schema::update_row_params(table, row)))? == 1 {
-            return Ok(());
+/// `UPDATE t SET … WHERE key = k AND stamp < s` ([`update_sql`]); returns the rows changed.
+fn update(
+    conn: &Connection,
+    table: &Table,
+    key: &[Value],
+    stamp: u64,
+    set: &[(&'static str, Set)],
+) -> Result<usize> {
+    let mut stmt = conn.prepare_cached(&update_sql(table, set, placeholder))?;
+    let stamp = Value::Int(stamp as i64);
+    // The increments as values, each beside its column.
+    let adds: Vec<Value> = set
+        .iter()
+        .map(|(_, s)| match s {
+            Set::Add(n) => Value::Int(*n),
+            Set::To(_) => Value::Null,
+        })
+        .collect();
+    let params = set
+        .iter()
+        .zip(&adds)
+        .map(|((_, s), add)| match s {
+            Set::To(v) => v,
+            Set::Add(_) => add,
+        })
+        .chain([&stamp])
+        .chain(key)
+        .chain([&stamp]);
+    Ok(stmt.execute(params_from_iter(params))?)
+}
+
+/// Upserts a short run one row at a time, each as its [`upsert_as_update`] first: DuckDB runs
+/// that `UPDATE` in a third of the time of its `INSERT … ON CONFLICT` (which plans a duplicate-key
+/// check at every execution), and it is enough for the usual row, one already there and older.
+fn upsert_rows_singly(conn: &Connection, table: &'static Table, rows: &[&[Value]]) -> Result<()> {
+    for row in rows {
+        if let Some(Change::Update {
+            key, stamp, set, ..
+        }) = upsert_as_update(table, row)
+            && update(conn, table, &key, stamp, &set)? == 1
+        {
+            continue;
         }
+        let mut stmt = conn.prepare_cached(&schema::upsert_sql(table, placeholder))?;
+        stmt.execute(params_from_iter(row.iter()))?;
     }
-    let mut stmt = conn.prepare_cached(&schema::upsert_sql(table, placeholder))?;
-    stmt.execute(params_from_iter(row.iter()))?;
     Ok(())
 }
 

@@ -76,6 +76,30 @@ pub fn update_sql(t: &Table, set: &[(&'static str, Set)], placeholder: Placehold
     )
 }
 
+/// An upsert's effect on a row that is already there and older, as the [`Change::Update`]
+/// that has it: every column the upsert overwrites set to the row's value, under the row's
+/// stamp ([`update_sql`] sets `stamp` itself). An update that changes nothing leaves the upsert
+/// to do (the row is not there, or not older). `None` for a table without stamps.
+pub fn upsert_as_update(table: &'static Table, row: &[Value]) -> Option<Change> {
+    let stamp = match row.get(table.column_names().position(|c| c == "stamp")?) {
+        Some(Value::Int(stamp)) => *stamp as u64,
+        _ => return None,
+    };
+    Some(Change::Update {
+        table,
+        key: table
+            .key
+            .iter()
+            .map(|c| row[schema::column_index(table, c)].clone())
+            .collect(),
+        stamp,
+        set: schema::updated_columns(table)
+            .filter(|(c, _)| *c != "stamp")
+            .map(|(c, _)| (c, Set::To(row[schema::column_index(table, c)].clone())))
+            .collect(),
+    })
+}
+
 /// The lines of the orders neither delivered nor cancelled, for the book
 /// ([`StockBook::with_open_lines`]): order_id, sku, quantity, unit_price_cents.
 pub const OPEN_ORDER_LINES_SQL: &str = "SELECT l.order_id, l.sku, l.quantity, l.unit_price_cents \
@@ -86,19 +110,13 @@ pub const OPEN_ORDER_LINES_SQL: &str = "SELECT l.order_id, l.sku, l.quantity, l.
 /// another kind or table, or the first key seen twice: keys are distinct in one statement, so
 /// the order of the rows inside it does not matter (each key's upserts stay in feed order).
 pub fn upsert_run<'c>(table: &Table, changes: &'c [Change]) -> Vec<&'c [Value]> {
-    let key_at: Vec<usize> = table
-        .key
-        .iter()
-        .map(|c| schema::column_index(table, c))
-        .collect();
     let mut keys = HashSet::new();
     let mut run = Vec::new();
     for change in changes {
         let Change::Upsert { table: t, row } = change else {
             break;
         };
-        let key: Vec<&Value> = key_at.iter().map(|&i| &row[i]).collect();
-        if t.name != table.name || !keys.insert(key) {
+        if t.name != table.name || !keys.insert(change.key()) {
             break;
         }
         run.push(row.as_slice());
@@ -163,6 +181,58 @@ mod tests {
 
     fn skus(run: &[&[Value]]) -> Vec<Value> {
         run.iter().map(|row| row[0].clone()).collect()
+    }
+
+    fn numbered(n: usize, _: schema::Type) -> String {
+        format!("${n}")
+    }
+
+    #[test]
+    fn an_upserts_update_sets_what_the_upsert_overwrites_and_keeps_its_stamp_rule() {
+        let row: Vec<Value> = (0..7).map(Value::Int).collect();
+        let Some(Change::Update {
+            key, stamp, set, ..
+        }) = upsert_as_update(&STOCK_LEVELS, &row)
+        else {
+            panic!("stock_levels has stamps");
+        };
+        assert_eq!(
+            update_sql(&STOCK_LEVELS, &set, numbered),
+            "UPDATE stock_levels SET \"on_hand\" = $1, \"reserved\" = $2, \"available\" = $3, \
+             \"reorder_level\" = $4, \"updated_at\" = $5, stamp = $6 \
+             WHERE \"sku\" = $7 AND stamp < $8"
+        );
+        // Its parameters (the set values, the stamp, the key, the stamp): the row's columns
+        // 1–5, its stamp 6, its key 0.
+        let values: Vec<&Value> = set
+            .iter()
+            .map(|(_, s)| match s {
+                Set::To(v) => v,
+                Set::Add(_) => panic!("an upsert sets values"),
+            })
+            .collect();
+        assert_eq!(
+            values,
+            [1, 2, 3, 4, 5].map(Value::Int).iter().collect::<Vec<_>>()
+        );
+        assert_eq!((stamp, key), (6, vec![Value::Int(0)]));
+        // A table with insert-only columns: those stay out of the SET, as in the upsert.
+        let with_insert_only = schema::TABLES
+            .iter()
+            .find(|t| !t.insert_only.is_empty())
+            .expect("some table keeps columns from its insert");
+        let mut row: Vec<Value> = vec![Value::Null; with_insert_only.columns.len()];
+        row[schema::column_index(with_insert_only, "stamp")] = Value::Int(1);
+        let Some(Change::Update { set, .. }) = upsert_as_update(with_insert_only, &row) else {
+            panic!("entity tables have stamps");
+        };
+        for c in with_insert_only.insert_only {
+            assert!(set.iter().all(|(s, _)| s != c), "{set:?}");
+        }
+        assert_eq!(
+            upsert_as_update(&schema::META, &[Value::text("cursor_lsn"), Value::Int(1)]),
+            None
+        );
     }
 
     #[test]
