@@ -19,8 +19,15 @@ pub trait Fs: Send + Sync + 'static {
     /// Files directly in `dir` (not recursive), unsorted.
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
-    /// Up to `len_max` bytes from `offset` (fewer at the end of the file).
-    fn read_range(&self, path: &Path, offset: u64, len_max: usize) -> io::Result<Vec<u8>>;
+    /// Up to `len_max` bytes from `offset` (fewer at the end of the file) into `out`, which is
+    /// cleared first and keeps its allocation (a reader reuses one buffer for every read).
+    fn read_range(
+        &self,
+        path: &Path,
+        offset: u64,
+        len_max: usize,
+        out: &mut Vec<u8>,
+    ) -> io::Result<()>;
     fn len(&self, path: &Path) -> io::Result<u64>;
     /// Creates (or truncates) a file for appending.
     fn create(&self, path: &Path) -> io::Result<Box<dyn AppendFile>>;
@@ -63,12 +70,20 @@ impl Fs for StdFs {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         fs::read(path)
     }
-    fn read_range(&self, path: &Path, offset: u64, len_max: usize) -> io::Result<Vec<u8>> {
+    fn read_range(
+        &self,
+        path: &Path,
+        offset: u64,
+        len_max: usize,
+        out: &mut Vec<u8>,
+    ) -> io::Result<()> {
         let mut file = File::open(path)?;
         file.seek(SeekFrom::Start(offset))?;
-        let mut out = Vec::with_capacity(len_max.min(1 << 20));
-        file.take(len_max as u64).read_to_end(&mut out)?;
-        Ok(out)
+        out.clear();
+        // The whole range fits the buffer up front: `read_to_end` never grows (and copies) it.
+        out.reserve_exact(len_max);
+        file.take(len_max as u64).read_to_end(out)?;
+        Ok(())
     }
     fn len(&self, path: &Path) -> io::Result<u64> {
         Ok(fs::metadata(path)?.len())
@@ -170,8 +185,14 @@ impl Fs for FaultyFs {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         StdFs.read(path)
     }
-    fn read_range(&self, path: &Path, offset: u64, len_max: usize) -> io::Result<Vec<u8>> {
-        StdFs.read_range(path, offset, len_max)
+    fn read_range(
+        &self,
+        path: &Path,
+        offset: u64,
+        len_max: usize,
+        out: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        StdFs.read_range(path, offset, len_max, out)
     }
     fn len(&self, path: &Path) -> io::Result<u64> {
         StdFs.len(path)

@@ -7,9 +7,12 @@
 //! commit), bounded by bytes and count. `durable_lsn` is a prefix watermark: every record with
 //! an LSN at or below it is on disk. Replies wait on it ([`Wal::wait_durable`]).
 
+mod cursor;
 pub mod fs;
 pub mod segment;
 mod waiters;
+
+pub use cursor::WalCursor;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -531,11 +534,7 @@ impl Wal {
 
     /// Reads durable records from `from_lsn` on.
     pub fn cursor(&self, from_lsn: u64) -> WalCursor {
-        WalCursor {
-            shared: self.shared.clone(),
-            next_lsn: from_lsn.max(1),
-            position: None,
-        }
+        WalCursor::new(self.shared.clone(), from_lsn)
     }
 
     /// Writes everything queued, then stops the writer thread. Idempotent.
@@ -770,125 +769,5 @@ impl Drop for DurableWait<'_> {
         if let Some(key) = self.key.take() {
             self.shared.durable_waiters.cancel(key);
         }
-    }
-}
-
-/// Reads durable records in LSN order from a starting LSN: the change feed.
-pub struct WalCursor {
-    shared: Arc<Shared>,
-    next_lsn: u64,
-    /// (segment first LSN, byte offset of the frame holding `next_lsn`).
-    position: Option<(u64, u64)>,
-}
-
-impl WalCursor {
-    pub fn next_lsn(&self) -> u64 {
-        self.next_lsn
-    }
-
-    /// [`WalCursor::next_batch`] on a blocking thread, for change-feed readers on an async
-    /// runtime (file reads must not stall its workers). `None` if the runtime is shutting down.
-    pub async fn next_batch_async(
-        mut self,
-        records_max: usize,
-    ) -> Option<(WalCursor, Result<Vec<(u64, Vec<u8>)>, WalError>)> {
-        tokio::task::spawn_blocking(move || {
-            let batch = self.next_batch(records_max);
-            (self, batch)
-        })
-        .await
-        .ok()
-    }
-
-    /// Up to `records_max` durable records from the cursor on (fewer, or none, when caught up).
-    pub fn next_batch(&mut self, records_max: usize) -> Result<Vec<(u64, Vec<u8>)>, WalError> {
-        let durable = self.shared.durable_lsn.load(Ordering::Acquire);
-        let mut out = Vec::new();
-        while out.len() < records_max && self.next_lsn <= durable {
-            let (seg_first, offset) = match self.position {
-                Some(p) => p,
-                None => self.locate()?,
-            };
-            let path = segment::segment_path(&self.shared.config.dir, seg_first);
-            let chunk_bytes = limits::RECORD_BYTES_MAX + FRAME_HEADER_BYTES;
-            let buf = self
-                .shared
-                .fs
-                .read_range(&path, offset, chunk_bytes)
-                .map_err(|e| io_err(&path, e))?;
-            let mut at = 0usize;
-            while out.len() < records_max && self.next_lsn <= durable {
-                match segment::decode_frame(&buf, at) {
-                    Ok(frame) if frame.lsn == self.next_lsn => {
-                        out.push((
-                            frame.lsn,
-                            buf[frame.payload_start..frame.payload_end].to_vec(),
-                        ));
-                        at = frame.payload_end;
-                        self.next_lsn += 1;
-                    }
-                    _ => break,
-                }
-            }
-            if at > 0 {
-                self.position = Some((seg_first, offset + at as u64));
-                continue;
-            }
-            // Nothing more in this segment: move to the next one if it starts where we are.
-            let next_segment = self
-                .shared
-                .segments
-                .lock()
-                .iter()
-                .find(|s| s.first_lsn == self.next_lsn)
-                .map(|s| s.first_lsn);
-            match next_segment {
-                Some(first) if first != seg_first => {
-                    self.position = Some((first, HEADER_BYTES as u64));
-                }
-                _ => break,
-            }
-        }
-        Ok(out)
-    }
-
-    /// Finds the segment and offset of `next_lsn` by scanning from the segment's start.
-    fn locate(&mut self) -> Result<(u64, u64), WalError> {
-        let seg = {
-            let segments = self.shared.segments.lock();
-            let oldest = segments.first().map(|s| s.first_lsn);
-            match oldest {
-                Some(oldest) if self.next_lsn < oldest => {
-                    return Err(WalError::Truncated { oldest_lsn: oldest });
-                }
-                None => return Ok((self.next_lsn, HEADER_BYTES as u64)),
-                _ => {}
-            }
-            segments
-                .iter()
-                .rev()
-                .find(|s| s.first_lsn <= self.next_lsn)
-                .cloned()
-                .expect("a segment at or below next_lsn")
-        };
-        let buf = self
-            .shared
-            .fs
-            .read(&seg.path)
-            .map_err(|e| io_err(&seg.path, e))?;
-        let mut at = HEADER_BYTES;
-        let mut lsn = seg.first_lsn;
-        while lsn < self.next_lsn {
-            match segment::decode_frame(&buf, at) {
-                Ok(frame) => {
-                    at = frame.payload_end;
-                    lsn = frame.lsn + 1;
-                }
-                Err(_) => break,
-            }
-        }
-        let position = (seg.first_lsn, at as u64);
-        self.position = Some(position);
-        Ok(position)
     }
 }
