@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use engine::{Engine, Record};
 use tokio::sync::watch;
@@ -22,6 +22,7 @@ pub(crate) async fn follow(
     };
     let mut durable = wal.subscribe_durable();
     let retry = Duration::from_millis(limits::FEED_RETRY_MILLIS);
+    let interval = Duration::from_millis(limits::FEED_INTERVAL_MILLIS);
     let rules = Rules {
         templates: &shared.templates,
         enabled: shared.enabled(),
@@ -43,6 +44,7 @@ pub(crate) async fn follow(
             return;
         };
         loop {
+            let started = Instant::now();
             let read = cursor.next_batch_async(limits::FEED_RECORDS_PER_READ).await;
             let Some((returned, batch)) = read else {
                 return;
@@ -65,6 +67,7 @@ pub(crate) async fn follow(
                 }
                 continue;
             }
+            let caught_up = batch.len() < limits::FEED_RECORDS_PER_READ;
             let now = crate::time::now_ms();
             let mut messages = Vec::new();
             let mut last = 0;
@@ -86,6 +89,13 @@ pub(crate) async fn follow(
                     advance(last);
                     for c in channels {
                         shared.wake[c].notify_one();
+                    }
+                    // Caught up: let records gather (`limits::FEED_INTERVAL_MILLIS`).
+                    if caught_up
+                        && stopped_within(&mut stop, interval.saturating_sub(started.elapsed()))
+                            .await
+                    {
+                        return;
                     }
                 }
                 Ok(Err(e)) => {

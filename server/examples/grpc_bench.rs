@@ -52,6 +52,10 @@ struct Args {
     /// what it costs the request paths.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     exporter: bool,
+    /// Run the server's notifier (alert and order messages from the change feed) as shipped;
+    /// `--notifier false` shows what it costs the request paths.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    notifier: bool,
     /// The exporter's least time between transactions when caught up.
     #[arg(long, default_value_t = exporter::limits::BATCH_INTERVAL_MILLIS_DEFAULT)]
     exporter_batch_interval_millis: u64,
@@ -277,6 +281,7 @@ fn main() {
     };
     config.engine.sync = args.sync.clone();
     config.exporter.enabled = args.exporter;
+    config.notifier.enabled = args.notifier;
     config.exporter.batch_interval_millis = args.exporter_batch_interval_millis;
     let server_rt = server_runtime(args.server_threads);
     let opened = server::open_engine(&config).unwrap();
