@@ -52,7 +52,7 @@ pub fn sku(i: usize) -> String {
 pub fn reserve(id: String, sku: String) -> Op {
     Op::Reserve {
         reservation_id: id,
-        lines: vec![Line::new(sku, 1)],
+        lines: vec![Line::new(sku, 1)].into(),
         ttl_seconds: 600,
     }
 }

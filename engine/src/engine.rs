@@ -1085,7 +1085,7 @@ impl Engine {
             for r in shard.reservations.values() {
                 if r.state == crate::model::ReservationState::Active {
                     active += 1;
-                    for line in &r.lines {
+                    for line in r.lines.iter() {
                         *held.entry(line.sku.as_str()).or_default() += u64::from(line.quantity);
                     }
                 }

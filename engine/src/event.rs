@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::alerts::{AlertKind, PurchaseOrderStatus};
-use crate::model::Line;
+use crate::model::{Line, Lines};
 use crate::orders::{OrderLine, OrderStatus, Pricing, Totals};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,7 +39,7 @@ pub enum Event {
     InventoryReserved {
         reservation_id: String,
         /// Sorted by SKU, each SKU once.
-        lines: Vec<Line>,
+        lines: Lines,
         ttl_seconds: u32,
         created_at_ms: u64,
         expires_at_ms: u64,
@@ -53,11 +53,11 @@ pub enum Event {
     },
     ReservationReleased {
         reservation_id: String,
-        lines: Vec<Line>,
+        lines: Lines,
     },
     ReservationExpired {
         reservation_id: String,
-        lines: Vec<Line>,
+        lines: Lines,
     },
     // Orders (issue 5). Postcard encodes variants by index: append only.
     CustomerUpserted {

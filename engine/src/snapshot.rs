@@ -18,7 +18,7 @@ use crate::ledger::shard::{
     AlertEntry, AlertState, CustomerEntry, IdKind, OrderEntry, ProductInfo, PurchaseOrderEntry,
     ReservationEntry, ReturnEntry, SkuCell, SkuEntry, Stamp, StockOpEntry,
 };
-use crate::model::{Line, ReservationState};
+use crate::model::{Line, Lines, ReservationState};
 use crate::orders::{Customer, Order, Return};
 
 /// Slots copied per lock hold: small enough that a writer waits microseconds.
@@ -41,7 +41,7 @@ pub struct SkuSnap {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReservationSnap {
     pub reservation_id: String,
-    pub lines: Vec<Line>,
+    pub lines: Lines,
     pub state: ReservationState,
     pub committed: Vec<Line>,
     pub created_at_ms: u64,

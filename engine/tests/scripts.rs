@@ -86,7 +86,7 @@ impl Runner {
             }),
             "reserve" => self.op(Op::Reserve {
                 reservation_id: empty_if_dash(args[0]),
-                lines: parse_lines(args.get(1).copied().unwrap_or("")),
+                lines: parse_lines(args.get(1).copied().unwrap_or("")).into(),
                 ttl_seconds: num("ttl", 0) as u32,
             }),
             "commit" => self.op(Op::Commit {

@@ -209,7 +209,7 @@ impl Model {
                 lines,
                 ttl_seconds,
             } => {
-                let mut sorted = lines.clone();
+                let mut sorted = lines.to_vec();
                 sorted.sort();
                 if let Some(prior) = self.holds.get(reservation_id) {
                     return if prior.lines == sorted && prior.ttl_seconds == *ttl_seconds {
@@ -400,7 +400,7 @@ fn random_op(rng: &mut StdRng, step: usize, recent_ids: &mut Recent) -> Op {
             }
             Op::Reserve {
                 reservation_id: id,
-                lines,
+                lines: lines.into(),
                 ttl_seconds: [5, 10, 30][rng.random_range(0..3)],
             }
         }

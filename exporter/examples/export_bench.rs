@@ -54,7 +54,7 @@ fn submit(engine: &Engine, worker: usize, rate: f64, stop: &AtomicBool) -> u64 {
             let op = if done.is_multiple_of(2) {
                 Op::Reserve {
                     reservation_id: id,
-                    lines: vec![Line::new(sku(worker * 7919 + n as usize), 1)],
+                    lines: vec![Line::new(sku(worker * 7919 + n as usize), 1)].into(),
                     ttl_seconds: 600,
                 }
             } else {

@@ -602,7 +602,7 @@ mod tests {
             at_ms: 1_000,
             events: vec![Event::InventoryReserved {
                 reservation_id: hold.clone(),
-                lines: vec![Line::new("A", 5), Line::new("B", 3)],
+                lines: vec![Line::new("A", 5), Line::new("B", 3)].into(),
                 ttl_seconds: 60,
                 created_at_ms: 1_000,
                 expires_at_ms: 61_000,

@@ -121,6 +121,17 @@ fn lines_out(lines: Vec<engine::Line>) -> Vec<pb::Line> {
         .collect()
 }
 
+/// A hold's shared lines, copied out for the wire.
+fn shared_lines_out(lines: &[engine::Line]) -> Vec<pb::Line> {
+    lines
+        .iter()
+        .map(|l| pb::Line {
+            sku: l.sku.clone(),
+            quantity: l.quantity,
+        })
+        .collect()
+}
+
 fn lines_in(lines: Vec<pb::Line>) -> Vec<engine::Line> {
     lines
         .into_iter()
@@ -132,7 +143,7 @@ pub fn reservation(r: engine::Reservation) -> pb::Reservation {
     pb::Reservation {
         reservation_id: r.reservation_id,
         state: reservation_state(r.state) as i32,
-        lines: lines_out(r.lines),
+        lines: shared_lines_out(&r.lines),
         committed_lines: lines_out(r.committed_lines),
         created_at: timestamp(r.created_at_ms),
         expires_at: timestamp(r.expires_at_ms),
@@ -169,7 +180,7 @@ pub fn adjust_op(r: pb::AdjustStockRequest) -> Op {
 pub fn reserve_op(r: pb::ReserveRequest) -> Op {
     Op::Reserve {
         reservation_id: r.reservation_id,
-        lines: lines_in(r.lines),
+        lines: lines_in(r.lines).into(),
         ttl_seconds: r.ttl_seconds,
     }
 }

@@ -166,7 +166,7 @@ fn work(engine: &Engine, t: u64, skus: usize, stop: &AtomicBool) {
                 let id = format!("h{t}-{i}");
                 let op = Op::Reserve {
                     reservation_id: id.clone(),
-                    lines,
+                    lines: lines.into(),
                     ttl_seconds: 600,
                 };
                 if engine.execute(op).is_ok() {
@@ -272,7 +272,7 @@ fn damaged_newest_snapshot_falls_back_to_the_previous_one() {
     engine
         .execute(Op::Reserve {
             reservation_id: "h1".into(),
-            lines: vec![Line::new("S1", 5)],
+            lines: vec![Line::new("S1", 5)].into(),
             ttl_seconds: 600,
         })
         .expect("reserve");
@@ -321,7 +321,7 @@ fn idempotent_retry_after_restart_returns_the_current_state() {
     seed(&engine, 2);
     let reserve = Op::Reserve {
         reservation_id: "cart-1".into(),
-        lines: vec![Line::new("S0", 2)],
+        lines: vec![Line::new("S0", 2)].into(),
         ttl_seconds: 0,
     };
     engine.execute(reserve.clone()).expect("reserve");
@@ -354,7 +354,7 @@ fn idempotent_retry_after_restart_returns_the_current_state() {
     );
     let different = engine.execute(Op::Reserve {
         reservation_id: "cart-1".into(),
-        lines: vec![Line::new("S0", 3)],
+        lines: vec![Line::new("S0", 3)].into(),
         ttl_seconds: 0,
     });
     assert!(matches!(different, Err(EngineError::AlreadyExists(_))));
@@ -386,7 +386,7 @@ fn wal_disk_use_stays_bounded_with_periodic_snapshots() {
             engine
                 .execute(Op::Reserve {
                     reservation_id: id.clone(),
-                    lines: vec![Line::new(format!("S{}", i % 50), 1)],
+                    lines: vec![Line::new(format!("S{}", i % 50), 1)].into(),
                     ttl_seconds: 600,
                 })
                 .expect("reserve");
@@ -542,7 +542,7 @@ fn snapshot_crash_child() {
                     let id = format!("h{round}-{t}-{i}");
                     let op = Op::Reserve {
                         reservation_id: id.clone(),
-                        lines: vec![Line::new(format!("S{}", rng.random_range(0..50)), 1)],
+                        lines: vec![Line::new(format!("S{}", rng.random_range(0..50)), 1)].into(),
                         ttl_seconds: 600,
                     };
                     if engine.execute(op).is_ok() {

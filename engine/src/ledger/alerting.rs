@@ -32,8 +32,8 @@ fn touched_by(event: &Event) -> (Option<&str>, &[Line], &[Line]) {
         | Event::StockAdjusted { sku, .. } => (Some(sku), &[], &[]),
         Event::InventoryReserved { lines, .. }
         | Event::ReservationReleased { lines, .. }
-        | Event::ReservationExpired { lines, .. }
-        | Event::OrderCancelled {
+        | Event::ReservationExpired { lines, .. } => (None, lines, &[]),
+        Event::OrderCancelled {
             restocked: lines, ..
         }
         | Event::ReturnApproved {

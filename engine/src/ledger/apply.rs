@@ -187,7 +187,7 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, at: At, event: &Event) -> Result<()
             created_at_ms,
             expires_at_ms,
         } => {
-            for line in lines {
+            for line in lines.iter() {
                 let entry = sku_entry(ctx, locked, &line.sku)?;
                 if entry.stamp >= at.stamp {
                     continue;
@@ -485,7 +485,7 @@ fn end_hold(
             ));
         }
         // Both are sorted by SKU, each SKU once, no zero quantities.
-        if entry.lines != held {
+        if *entry.lines != *held {
             return Err(format!(
                 "reservation {id}: the record's lines differ from what is held"
             ));

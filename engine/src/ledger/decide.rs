@@ -159,14 +159,10 @@ pub fn decide(
             lines,
         } => {
             let held = hold(ctx, locked, reservation_id, now_ms)?;
-            let wanted = if lines.is_empty() {
-                held.lines.clone()
-            } else {
-                lines.clone()
-            };
+            let wanted: &[Line] = if lines.is_empty() { &held.lines } else { lines };
             match held.state {
                 ReservationState::Committed => {
-                    if normal(&held.committed) == normal(&wanted) {
+                    if normal(&held.committed) == normal(wanted) {
                         return Ok(Decision::Reply(output(ctx, locked, op, now_ms, config)?));
                     }
                     return Err(exists(format!(
@@ -185,7 +181,7 @@ pub fn decide(
             }
             let mut committed = Vec::new();
             let mut released = Vec::new();
-            for line in &wanted {
+            for line in wanted {
                 if !held.lines.iter().any(|h| h.sku == line.sku) {
                     return Err(precondition(format!(
                         "{} is not held by reservation {reservation_id}",
@@ -193,7 +189,7 @@ pub fn decide(
                     )));
                 }
             }
-            for held_line in &held.lines {
+            for held_line in held.lines.iter() {
                 let take = wanted
                     .iter()
                     .find(|l| l.sku == held_line.sku)
@@ -352,10 +348,7 @@ pub fn output_written(
         }
         Op::Commit { reservation_id, .. } | Op::Release { reservation_id } => {
             let entry = reservation_entry(ctx, locked, &reservation_id)?;
-            let lines = entry.lines.clone();
-            Ok(OpOutput::Reservation(
-                entry.view_with(reservation_id, lines),
-            ))
+            Ok(OpOutput::Reservation(entry.view_with(reservation_id)))
         }
         op => output(ctx, locked, &op, now_ms, config),
     }

@@ -19,7 +19,7 @@ use crate::engine::EngineConfig;
 use crate::error::{EngineError, Result, exists, invalid, not_found, precondition};
 use crate::event::Event;
 use crate::limits;
-use crate::model::{Line, Op, OpOutput};
+use crate::model::{Line, Lines, Op, OpOutput};
 use crate::orders::{OrderLine, OrderStatus, ReturnStatus, hold_id};
 
 pub fn decide(
@@ -129,7 +129,7 @@ pub fn decide(
             Ok(Decision::Write(vec![
                 Event::InventoryReserved {
                     reservation_id: hold_id(order_id),
-                    lines: lines.clone(),
+                    lines: lines.as_slice().into(),
                     ttl_seconds: *payment_timeout_seconds,
                     created_at_ms: now_ms,
                     expires_at_ms: deadline,
@@ -181,7 +181,7 @@ pub fn decide(
                 },
                 Event::ReservationCommitted {
                     reservation_id: hold_id(order_id),
-                    committed: held,
+                    committed: held.to_vec(),
                     released: Vec::new(),
                 },
                 Event::OrderPaid {
@@ -559,7 +559,7 @@ fn purchase_order(
 
 /// What a PENDING order's hold holds. Ops expire due holds before deciding, so the hold of a
 /// PENDING order is active here; anything else is a bug.
-fn held_lines(ctx: &Ctx, locked: &mut Locked, order_id: &str, now_ms: u64) -> Result<Vec<Line>> {
+fn held_lines(ctx: &Ctx, locked: &mut Locked, order_id: &str, now_ms: u64) -> Result<Lines> {
     let id = hold_id(order_id);
     let hold = locked
         .shard(ctx.router.of(&id))

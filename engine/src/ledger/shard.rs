@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::table::Table;
 use crate::alerts::{Alert, PurchaseOrder};
-use crate::model::{Line, Reservation, ReservationState, StockLevel, StockStatus};
+use crate::model::{Line, Lines, Reservation, ReservationState, StockLevel, StockStatus};
 use crate::orders::{Customer, Order, Return};
 
 /// An entity's version: the position of the last event applied to it,
@@ -178,7 +178,7 @@ impl SkuEntry {
 
 #[derive(Debug, Clone)]
 pub struct ReservationEntry {
-    pub lines: Vec<Line>,
+    pub lines: Lines,
     pub state: ReservationState,
     pub committed: Vec<Line>,
     pub created_at_ms: u64,
@@ -193,15 +193,15 @@ pub struct ReservationEntry {
 
 impl ReservationEntry {
     pub fn view(&self, id: &str) -> Reservation {
-        self.view_with(id.to_string(), self.lines.clone())
+        self.view_with(id.to_string())
     }
 
-    /// The view, given its id and lines (equal to `self.lines`) already owned.
-    pub fn view_with(&self, id: String, lines: Vec<Line>) -> Reservation {
+    /// The view, given its id already owned.
+    pub fn view_with(&self, id: String) -> Reservation {
         Reservation {
             reservation_id: id,
             state: self.state,
-            lines,
+            lines: self.lines.clone(),
             committed_lines: self.committed.clone(),
             created_at_ms: self.created_at_ms,
             expires_at_ms: self.expires_at_ms,

@@ -2,6 +2,7 @@
 //! here is malformed (`InvalidArgument`, naming the field) and observed nothing.
 
 use std::fmt::Display;
+use std::sync::Arc;
 
 use crate::error::{Result, invalid};
 use crate::limits;
@@ -205,7 +206,11 @@ pub fn op(
         } => {
             id("reservation_id", &reservation_id)?;
             let mut l = l;
-            lines(&mut l, false)?;
+            // Fresh from a request the lines are not shared, so they are normalised in place.
+            if Arc::get_mut(&mut l).is_none() {
+                l = l.iter().cloned().collect();
+            }
+            lines(Arc::get_mut(&mut l).expect("lines just made unique"), false)?;
             Op::Reserve {
                 reservation_id,
                 lines: l,

@@ -183,7 +183,7 @@ pub fn workload(o: &Opened, orders: usize) -> Created {
     }
     run(Op::Reserve {
         reservation_id: "h1".into(),
-        lines: vec![Line::new(sku(0), 5), Line::new(sku(1), 4)],
+        lines: vec![Line::new(sku(0), 5), Line::new(sku(1), 4)].into(),
         ttl_seconds: 600,
     });
     run(Op::Commit {
@@ -192,7 +192,7 @@ pub fn workload(o: &Opened, orders: usize) -> Created {
     });
     run(Op::Reserve {
         reservation_id: "h2".into(),
-        lines: vec![Line::new(sku(2), 3)],
+        lines: vec![Line::new(sku(2), 3)].into(),
         ttl_seconds: 600,
     });
     run(Op::Release {
@@ -200,7 +200,7 @@ pub fn workload(o: &Opened, orders: usize) -> Created {
     });
     run(Op::Reserve {
         reservation_id: "h3".into(),
-        lines: vec![Line::new(sku(3), 7)],
+        lines: vec![Line::new(sku(3), 7)].into(),
         ttl_seconds: 600,
     });
     run(Op::Adjust {
