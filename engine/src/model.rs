@@ -281,3 +281,22 @@ impl OpOutput {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// WAL records and snapshots written before lines were shared read back as they were:
+    /// shared lines and a `Vec<Line>` are the same bytes, both ways.
+    #[test]
+    fn shared_lines_serialise_exactly_as_a_vec_of_lines() {
+        let vec = vec![Line::new("A-1", 3), Line::new("ÄÖ-2", u32::MAX)];
+        let shared: Lines = vec.clone().into();
+        let vec_bytes = postcard::to_allocvec(&vec).expect("vec serialises");
+        assert_eq!(postcard::to_allocvec(&shared).expect("serialises"), vec_bytes);
+        let back: Lines = postcard::from_bytes(&vec_bytes).expect("reads a vec's bytes");
+        assert_eq!(&*back, vec.as_slice());
+        let json = serde_json::to_string(&vec).expect("json");
+        assert_eq!(serde_json::to_string(&shared).expect("json"), json);
+    }
+}
