@@ -293,7 +293,10 @@ mod tests {
         let vec = vec![Line::new("A-1", 3), Line::new("ÄÖ-2", u32::MAX)];
         let shared: Lines = vec.clone().into();
         let vec_bytes = postcard::to_allocvec(&vec).expect("vec serialises");
-        assert_eq!(postcard::to_allocvec(&shared).expect("serialises"), vec_bytes);
+        assert_eq!(
+            postcard::to_allocvec(&shared).expect("serialises"),
+            vec_bytes
+        );
         let back: Lines = postcard::from_bytes(&vec_bytes).expect("reads a vec's bytes");
         assert_eq!(&*back, vec.as_slice());
         let json = serde_json::to_string(&vec).expect("json");

@@ -8,6 +8,7 @@ use engine::{Engine, Record};
 use tokio::sync::watch;
 
 use crate::derive::{Rules, derive};
+use crate::message::Message;
 use crate::{Shared, limits};
 
 pub(crate) async fn follow(
@@ -23,6 +24,7 @@ pub(crate) async fn follow(
     let mut durable = wal.subscribe_durable();
     let retry = Duration::from_millis(limits::FEED_RETRY_MILLIS);
     let interval = Duration::from_millis(limits::FEED_INTERVAL_MILLIS);
+    let save_interval = Duration::from_millis(limits::FEED_CURSOR_SAVE_MILLIS);
     let rules = Rules {
         templates: &shared.templates,
         enabled: shared.enabled(),
@@ -43,6 +45,12 @@ pub(crate) async fn follow(
         let Some(mut cursor) = engine.feed(next) else {
             return;
         };
+        // The cursor goes into the outbox with every message, and on its own at most every
+        // `limits::FEED_CURSOR_SAVE_MILLIS` or when the feed goes idle: records that derive no
+        // message (most of them) need no outbox fsync each. Until it is saved, `handled_lsn`
+        // and the WAL retention stay at the saved cursor, where a restart resumes.
+        let mut unsaved: Option<u64> = None;
+        let mut saved_at = Instant::now();
         loop {
             let started = Instant::now();
             let read = cursor.next_batch_async(limits::FEED_RECORDS_PER_READ).await;
@@ -61,6 +69,18 @@ pub(crate) async fn follow(
                 }
             };
             if batch.is_empty() {
+                if let Some(last) = unsaved.take() {
+                    match save(&shared, &advance, Vec::new(), last).await {
+                        Saved::Done => saved_at = Instant::now(),
+                        Saved::Failed => {
+                            if stopped_within(&mut stop, retry).await {
+                                return;
+                            }
+                            break;
+                        }
+                        Saved::Shutdown => return,
+                    }
+                }
                 tokio::select! {
                     changed = durable.changed() => if changed.is_err() { return },
                     _ = stop.changed() => return,
@@ -78,36 +98,67 @@ pub(crate) async fn follow(
                 }
                 last = lsn;
             }
-            let channels: Vec<usize> = messages.iter().map(|m| m.channel.index()).collect();
-            let writer = shared.clone();
-            let written =
-                tokio::task::spawn_blocking(move || writer.outbox.lock().enqueue(messages, last))
-                    .await;
-            match written {
-                Ok(Ok(_)) => {
-                    shared.handled_lsn.store(last, Ordering::Relaxed);
-                    advance(last);
-                    for c in channels {
-                        shared.wake[c].notify_one();
+            if messages.is_empty() && saved_at.elapsed() < save_interval {
+                unsaved = Some(last);
+            } else {
+                match save(&shared, &advance, messages, last).await {
+                    Saved::Done => {
+                        unsaved = None;
+                        saved_at = Instant::now();
                     }
-                    // Caught up: let records gather (`limits::FEED_INTERVAL_MILLIS`).
-                    if caught_up
-                        && stopped_within(&mut stop, interval.saturating_sub(started.elapsed()))
-                            .await
-                    {
-                        return;
+                    Saved::Failed => {
+                        if stopped_within(&mut stop, retry).await {
+                            return;
+                        }
+                        break;
                     }
+                    Saved::Shutdown => return,
                 }
-                Ok(Err(e)) => {
-                    tracing::error!("notifier: outbox write failed (will re-read): {e}");
-                    if stopped_within(&mut stop, retry).await {
-                        return;
-                    }
-                    break;
-                }
-                Err(_) => return,
+            }
+            // Caught up: let records gather (`limits::FEED_INTERVAL_MILLIS`).
+            if caught_up
+                && stopped_within(&mut stop, interval.saturating_sub(started.elapsed())).await
+            {
+                return;
             }
         }
+    }
+}
+
+enum Saved {
+    Done,
+    /// The outbox write failed (logged): the records are read again from the saved cursor.
+    Failed,
+    /// The runtime is shutting down.
+    Shutdown,
+}
+
+/// Writes `messages` and the cursor `last` to the outbox in one append (one fsync), then
+/// publishes the cursor and wakes the channels that have new messages.
+async fn save(
+    shared: &Arc<Shared>,
+    advance: &Arc<dyn Fn(u64) + Send + Sync>,
+    messages: Vec<Message>,
+    last: u64,
+) -> Saved {
+    let channels: Vec<usize> = messages.iter().map(|m| m.channel.index()).collect();
+    let writer = shared.clone();
+    let written =
+        tokio::task::spawn_blocking(move || writer.outbox.lock().enqueue(messages, last)).await;
+    match written {
+        Ok(Ok(_)) => {
+            shared.handled_lsn.store(last, Ordering::Relaxed);
+            advance(last);
+            for c in channels {
+                shared.wake[c].notify_one();
+            }
+            Saved::Done
+        }
+        Ok(Err(e)) => {
+            tracing::error!("notifier: outbox write failed (will re-read): {e}");
+            Saved::Failed
+        }
+        Err(_) => Saved::Shutdown,
     }
 }
 

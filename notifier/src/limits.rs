@@ -16,10 +16,16 @@ pub const BACKOFF_MAX_MILLIS_DEFAULT: u64 = 60_000;
 pub const FEED_RECORDS_PER_READ: usize = 512;
 
 /// A caught-up feed reads again at most this long after its last read started. Each read
-/// costs two hand-offs to blocking threads and an outbox fsync (its cursor) whatever it
-/// holds; read at every group commit (~1,000/s under unary load) that was an fsync per WAL
-/// fsync on the same disk. Notifications wait at most this much longer for it.
+/// costs a hand-off to a blocking thread whatever it holds; read at every group commit
+/// (~1,000/s under unary load) it also wrote its cursor each time, an fsync per WAL fsync on
+/// the same disk. Notifications wait at most this much longer for it.
 pub const FEED_INTERVAL_MILLIS: u64 = 50;
+
+/// The feed's cursor is written to the outbox with every message, and on its own (after
+/// records that derived no message) at most this often, or when the feed goes idle. A restart
+/// re-reads at most this much of the WAL, and only records that derived no message: a message
+/// is always saved together with a cursor past its record.
+pub const FEED_CURSOR_SAVE_MILLIS: u64 = 1_000;
 
 /// Messages one channel worker takes per round (one SMTP session, one outbox fsync of results).
 pub const SEND_BATCH_MAX: usize = 64;

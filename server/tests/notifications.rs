@@ -594,3 +594,30 @@ async fn a_disabled_notifier_answers_unavailable_and_writes_nothing() {
     assert_eq!(server.status().await.notify_lsn, 0);
     assert!(!data.join("notifications.log").exists());
 }
+
+/// Records that derive no message do not each write the outbox: the feed saves its cursor past
+/// them once it is idle (or at most a second later), durably — a server killed after that
+/// starts with the cursor there, and the WAL they held back is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_feed_saves_its_cursor_past_records_that_derive_no_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data, Opts::default());
+    let mut shop = Shop::new(&server).await;
+    shop.product("SKU-1", 0, 10).await;
+    for i in 0..20 {
+        shop.inv
+            .receive(&format!("more-{i}"), "SKU-1", 1)
+            .await
+            .unwrap();
+    }
+    eventually!(
+        "the cursor past the last record",
+        shop.settled(&server).await
+    );
+    let handled = server.status().await.notify_lsn;
+    assert!(handled >= 22, "upsert + 21 receipts, got {handled}");
+    server.kill9();
+    let server = Server::start(&data, Opts::default());
+    assert_eq!(server.status().await.notify_lsn, handled);
+}
