@@ -1300,8 +1300,8 @@ async fn watch_order_whose_last_change_left_the_wal_starts_at_the_oldest_retaine
     }
     server.snapshot().await.unwrap();
     s.inv.receive("last", "MUG", 1).await.unwrap();
-    // The exporter's cursor holds the WAL back too until it has caught up.
-    server.export_caught_up().await;
+    // The exporter's and the notifier's cursors hold the WAL back too until they catch up.
+    server.consumers_caught_up().await;
     server.snapshot().await.unwrap();
     let gone = pb::alerts_client::AlertsClient::new(server.channel().await)
         .watch_events(pb::WatchEventsRequest {

@@ -209,9 +209,9 @@ async fn kill_9_after_a_snapshot_restores_snapshot_plus_wal_tail() {
     let mut holds = populate(&mut inv, "a", 40).await;
     let first = server.snapshot().await.unwrap();
     holds.extend(populate(&mut inv, "b", 12).await);
-    // The exporter's cursor holds WAL deletion back too (it ran while we wrote): once it has
-    // caught up, only the snapshots decide what goes.
-    server.export_caught_up().await;
+    // The exporter's and the notifier's cursors hold WAL deletion back too (they ran while we
+    // wrote): once they have caught up, only the snapshots decide what goes.
+    server.consumers_caught_up().await;
     let second = server.snapshot().await.unwrap();
     assert!(second.lsn > first.lsn);
     // Segments wholly below the oldest kept snapshot (the first) are gone: the start of the

@@ -101,8 +101,8 @@ async fn watch_events_from_a_deleted_lsn_is_out_of_range_naming_the_oldest() {
     }
     server.snapshot().await.unwrap();
     inv.receive("last", "A", 1).await.unwrap();
-    // The exporter's cursor holds the WAL back too until it has caught up.
-    server.export_caught_up().await;
+    // The exporter's and the notifier's cursors hold the WAL back too until they catch up.
+    server.consumers_caught_up().await;
     server.snapshot().await.unwrap();
 
     let err = pb::alerts_client::AlertsClient::new(server.channel().await)

@@ -193,16 +193,30 @@ impl Server {
     /// Polls Admin.Status until export_lsn = durable_lsn (a caught-up exporter); a 120 s
     /// deadline against hangs, not a timing assertion.
     pub async fn export_caught_up(&self) -> u64 {
+        self.caught_up(false).await
+    }
+
+    /// Polls Admin.Status until both change-feed consumers (exporter and notifier) have
+    /// handled every durable record, so their cursors no longer hold WAL deletion back.
+    pub async fn consumers_caught_up(&self) -> u64 {
+        self.caught_up(true).await
+    }
+
+    /// Polls until export_lsn (and notify_lsn, if asked) equal durable_lsn; a 120 s deadline
+    /// against hangs, not a timing assertion. Returns durable_lsn.
+    async fn caught_up(&self, notifier_too: bool) -> u64 {
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
         loop {
             let s = self.status().await;
-            if s.export_lsn == s.durable_lsn {
-                return s.export_lsn;
+            let notified = !notifier_too || s.notify_lsn == s.durable_lsn;
+            if s.export_lsn == s.durable_lsn && notified {
+                return s.durable_lsn;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "export_lsn {} never reached durable_lsn {}",
+                "export_lsn {} / notify_lsn {} never reached durable_lsn {}",
                 s.export_lsn,
+                s.notify_lsn,
                 s.durable_lsn
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
