@@ -68,39 +68,19 @@ pub(crate) async fn follow(
                     break;
                 }
             };
-            if batch.is_empty() {
-                if let Some(last) = unsaved.take() {
-                    match save(&shared, &advance, Vec::new(), last).await {
-                        Saved::Done => saved_at = Instant::now(),
-                        Saved::Failed => {
-                            if stopped_within(&mut stop, retry).await {
-                                return;
-                            }
-                            break;
-                        }
-                        Saved::Shutdown => return,
-                    }
-                }
-                tokio::select! {
-                    changed = durable.changed() => if changed.is_err() { return },
-                    _ = stop.changed() => return,
-                }
-                continue;
-            }
+            let idle = batch.is_empty();
             let caught_up = batch.len() < limits::FEED_RECORDS_PER_READ;
             let now = crate::time::now_ms();
             let mut messages = Vec::new();
-            let mut last = 0;
             for (lsn, payload) in batch {
                 match Record::decode(&payload) {
                     Ok(record) => messages.extend(derive(lsn, &record, &*engine, &rules, now)),
                     Err(e) => tracing::error!(lsn, "notifier: undecodable WAL record skipped: {e}"),
                 }
-                last = lsn;
+                unsaved = Some(lsn);
             }
-            if messages.is_empty() && saved_at.elapsed() < save_interval {
-                unsaved = Some(last);
-            } else {
+            let due = idle || !messages.is_empty() || saved_at.elapsed() >= save_interval;
+            if let Some(last) = unsaved.filter(|_| due) {
                 match save(&shared, &advance, messages, last).await {
                     Saved::Done => {
                         unsaved = None;
@@ -114,6 +94,13 @@ pub(crate) async fn follow(
                     }
                     Saved::Shutdown => return,
                 }
+            }
+            if idle {
+                tokio::select! {
+                    changed = durable.changed() => if changed.is_err() { return },
+                    _ = stop.changed() => return,
+                }
+                continue;
             }
             // Caught up: let records gather (`limits::FEED_INTERVAL_MILLIS`).
             if caught_up

@@ -111,22 +111,12 @@ pub fn reservation_state(s: engine::ReservationState) -> pb::ReservationState {
     }
 }
 
-fn lines_out(lines: Vec<engine::Line>) -> Vec<pb::Line> {
+/// Owned lines move their SKUs to the wire; a hold's shared lines are copied (`.cloned()`).
+fn lines_out(lines: impl IntoIterator<Item = engine::Line>) -> Vec<pb::Line> {
     lines
         .into_iter()
         .map(|l| pb::Line {
             sku: l.sku,
-            quantity: l.quantity,
-        })
-        .collect()
-}
-
-/// A hold's shared lines, copied out for the wire.
-fn shared_lines_out(lines: &[engine::Line]) -> Vec<pb::Line> {
-    lines
-        .iter()
-        .map(|l| pb::Line {
-            sku: l.sku.clone(),
             quantity: l.quantity,
         })
         .collect()
@@ -143,7 +133,7 @@ pub fn reservation(r: engine::Reservation) -> pb::Reservation {
     pb::Reservation {
         reservation_id: r.reservation_id,
         state: reservation_state(r.state) as i32,
-        lines: shared_lines_out(&r.lines),
+        lines: lines_out(r.lines.iter().cloned()),
         committed_lines: lines_out(r.committed_lines),
         created_at: timestamp(r.created_at_ms),
         expires_at: timestamp(r.expires_at_ms),

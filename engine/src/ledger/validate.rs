@@ -206,11 +206,8 @@ pub fn op(
         } => {
             id("reservation_id", &reservation_id)?;
             let mut l = l;
-            // Fresh from a request the lines are not shared, so they are normalised in place.
-            if Arc::get_mut(&mut l).is_none() {
-                l = l.iter().cloned().collect();
-            }
-            lines(Arc::get_mut(&mut l).expect("lines just made unique"), false)?;
+            // Fresh from a request the lines are not shared: normalised in place, no copy.
+            lines(Arc::make_mut(&mut l), false)?;
             Op::Reserve {
                 reservation_id,
                 lines: l,
