@@ -62,6 +62,10 @@ struct Args {
     /// Write the summary as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// The phases to run, comma-separated (echo, reads, unary, batch): one phase alone is
+    /// easier to profile (`perf record` over the whole run). Phases left out report zero.
+    #[arg(long, value_delimiter = ',', default_value = "echo,reads,unary,batch")]
+    phases: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -140,6 +144,9 @@ impl PhaseFigures {
 
     /// "N fsyncs/s, R records each, F ms per fsync; exporter P % of a core".
     fn describe(&self, seconds: f64) -> String {
+        if seconds == 0.0 {
+            return "not run".into();
+        }
         let per = |n: u64| n as f64 / self.fsyncs.max(1) as f64;
         format!(
             "{:.0} fsyncs/s, {:.1} records each, {:.2} ms per fsync; exporter {:.0} % of a core",
@@ -167,16 +174,23 @@ impl Run {
         f64::from(self.latencies_micros[i]) / 1000.0
     }
     fn rate(&self) -> f64 {
+        if self.seconds == 0.0 {
+            return 0.0;
+        }
         self.units as f64 / self.seconds
     }
 }
 
-/// Runs `connections × in_flight` loops of `call` for `seconds`; `call` returns the units done.
-async fn drive<F, Fut>(channels: &[Channel], args: &Args, call: F) -> Run
+/// Runs `connections × in_flight` loops of `call` for `seconds`, if `phase` is one of the
+/// phases asked for; `call` returns the units done.
+async fn drive<F, Fut>(phase: &str, channels: &[Channel], args: &Args, call: F) -> Run
 where
     F: Fn(Channel, usize, u64) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = Result<u64, tonic::Status>> + Send,
 {
+    if !args.phases.iter().any(|p| p == phase) {
+        return Run::default();
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -212,6 +226,15 @@ where
     }
     total.seconds = start.elapsed().as_secs_f64();
     total
+}
+
+/// `part` as a percentage of `whole` (zero when the whole phase did not run).
+fn percent(part: f64, whole: f64) -> f64 {
+    if whole == 0.0 {
+        0.0
+    } else {
+        100.0 * part / whole
+    }
 }
 
 async fn channels(addr: SocketAddr, n: usize) -> Vec<Channel> {
@@ -263,7 +286,7 @@ fn main() {
     });
     let mut echo = client_rt.block_on(async {
         let chans = channels(echo_addr, args.connections).await;
-        drive(&chans, &args, |ch, _, _| async move {
+        drive("echo", &chans, &args, |ch, _, _| async move {
             tonic_health::pb::health_client::HealthClient::new(ch)
                 .check(tonic_health::pb::HealthCheckRequest::default())
                 .await
@@ -342,7 +365,7 @@ fn main() {
             .unwrap();
         }
         // Unary reads through the whole stack (auth, metrics, engine) without the WAL.
-        let reads = drive(&chans, &args, move |ch, worker, i| async move {
+        let reads = drive("reads", &chans, &args, move |ch, worker, i| async move {
             let sku = format!("SKU-{}", (worker * 7919 + i as usize) % skus);
             pb::inventory_client::InventoryClient::new(ch)
                 .get_stock(pb::GetStockRequest { sku })
@@ -352,7 +375,7 @@ fn main() {
         .await;
         // Unary: Reserve then Release of the same hold (2 RPCs per unit).
         let start = PhaseStart::now(&engine);
-        let mut unary = drive(&chans, &args, move |ch, worker, i| async move {
+        let mut unary = drive("unary", &chans, &args, move |ch, worker, i| async move {
             let mut inv = pb::inventory_client::InventoryClient::new(ch);
             let id = format!("u-{worker}-{i}");
             let sku = format!("SKU-{}", (worker * 7919 + i as usize) % skus);
@@ -375,44 +398,49 @@ fn main() {
             ..args.clone()
         };
         let start = PhaseStart::now(&engine);
-        let mut batch = drive(&chans, &batch_args, move |ch, worker, i| async move {
-            use pb::batch_op::Op as O;
-            let mut inv =
-                pb::inventory_client::InventoryClient::new(ch).max_decoding_message_size(64 << 20);
-            let mut ops = Vec::with_capacity(per * 2);
-            for k in 0..per {
-                ops.push(pb::BatchOp {
-                    op: Some(O::Reserve(pb::ReserveRequest {
-                        reservation_id: format!("b-{worker}-{i}-{k}"),
-                        lines: vec![pb::Line {
-                            sku: format!("SKU-{}", (worker * 7919 + k) % skus),
-                            quantity: 1,
-                        }],
-                        ttl_seconds: 0,
-                    })),
-                });
-            }
-            for k in 0..per {
-                ops.push(pb::BatchOp {
-                    op: Some(O::Release(pb::ReleaseRequest {
-                        reservation_id: format!("b-{worker}-{i}-{k}"),
-                    })),
-                });
-            }
-            let results = inv
-                .execute_batch(pb::ExecuteBatchRequest { ops })
-                .await?
-                .into_inner()
-                .results;
-            let failed = results
-                .iter()
-                .filter(|r| matches!(r.result, Some(pb::batch_result::Result::Error(_))))
-                .count();
-            if failed > 0 {
-                return Err(tonic::Status::internal(format!("{failed} ops failed")));
-            }
-            Ok(results.len() as u64)
-        })
+        let mut batch = drive(
+            "batch",
+            &chans,
+            &batch_args,
+            move |ch, worker, i| async move {
+                use pb::batch_op::Op as O;
+                let mut inv = pb::inventory_client::InventoryClient::new(ch)
+                    .max_decoding_message_size(64 << 20);
+                let mut ops = Vec::with_capacity(per * 2);
+                for k in 0..per {
+                    ops.push(pb::BatchOp {
+                        op: Some(O::Reserve(pb::ReserveRequest {
+                            reservation_id: format!("b-{worker}-{i}-{k}"),
+                            lines: vec![pb::Line {
+                                sku: format!("SKU-{}", (worker * 7919 + k) % skus),
+                                quantity: 1,
+                            }],
+                            ttl_seconds: 0,
+                        })),
+                    });
+                }
+                for k in 0..per {
+                    ops.push(pb::BatchOp {
+                        op: Some(O::Release(pb::ReleaseRequest {
+                            reservation_id: format!("b-{worker}-{i}-{k}"),
+                        })),
+                    });
+                }
+                let results = inv
+                    .execute_batch(pb::ExecuteBatchRequest { ops })
+                    .await?
+                    .into_inner()
+                    .results;
+                let failed = results
+                    .iter()
+                    .filter(|r| matches!(r.result, Some(pb::batch_result::Result::Error(_))))
+                    .count();
+                if failed > 0 {
+                    return Err(tonic::Status::internal(format!("{failed} ops failed")));
+                }
+                Ok(results.len() as u64)
+            },
+        )
         .await;
         batch.figures = PhaseFigures::since(&start, &engine);
         (reads, unary, batch)
@@ -424,7 +452,7 @@ fn main() {
     let unary_p50 = unary.percentile(0.5);
     let unary_p99 = unary.percentile(0.99);
     let batch_p99 = batch.percentile(0.99);
-    let unary_rps = unary.calls as f64 * 2.0 / unary.seconds;
+    let unary_rps = unary.rate();
     println!(
         "connections {} × in flight {}, {} s each, server threads {}",
         args.connections, args.in_flight, args.seconds, args.server_threads
@@ -441,7 +469,7 @@ fn main() {
         reads.rate(),
         reads_p99,
         reads.errors,
-        100.0 * reads.rate() / echo.rate()
+        percent(reads.rate(), echo.rate())
     );
     println!(
         "unary Reserve+Release ({})  {:>10.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms (per pair)   errors {}   = {:.0} % of echo",
@@ -450,7 +478,7 @@ fn main() {
         unary_p50,
         unary_p99,
         unary.errors,
-        100.0 * unary_rps / echo.rate()
+        percent(unary_rps, echo.rate())
     );
     println!("    server: {}", unary.figures.describe(unary.seconds));
     println!(
@@ -468,10 +496,11 @@ fn main() {
             "echo_rps": echo.rate(), "echo_p99_ms": echo_p99, "sync": args.sync,
             "get_stock_rps": reads.rate(), "get_stock_p99_ms": reads_p99,
             "unary_rps": unary_rps, "unary_pair_p50_ms": unary_p50, "unary_pair_p99_ms": unary_p99,
-            "unary_percent_of_echo": 100.0 * unary_rps / echo.rate(),
+            "unary_percent_of_echo": percent(unary_rps, echo.rate()),
             "batch_ops": args.batch_ops, "batch_ops_per_s": batch.rate(), "batch_p99_ms": batch_p99,
             "unary_exporter_core_share": unary.figures.exporter_core_share(unary.seconds),
             "batch_exporter_core_share": batch.figures.exporter_core_share(batch.seconds),
+            "phases": args.phases,
             "errors": echo.errors + reads.errors + unary.errors + batch.errors,
         });
         std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
