@@ -5,7 +5,7 @@
 //! (WAL + fdatasync); prints ops/s, ack latency percentiles and records per fsync.
 //! `SYNC=none` in the environment skips the fsync (the CPU ceiling of the same path);
 //! `WORKERS=n` sets the runtime's worker threads (default 2, the cores of the development
-//! machine).
+//! machine); `GROUP_COMMIT_DELAY_MICROS=n` overrides the WAL's busy-log delay (0: none).
 
 use benches::{durable_async_ops, engine_with_stock, runtime};
 use engine::SyncMode;

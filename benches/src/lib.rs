@@ -10,6 +10,13 @@ pub fn engine_with_stock(dir: &Path, sync: SyncMode, shards: usize, skus: usize)
     let mut config = EngineConfig::new(dir);
     config.wal.sync = sync;
     config.shards = shards;
+    // `GROUP_COMMIT_DELAY_MICROS=0` measures group commit without its busy-log delay.
+    if let Some(delay) = std::env::var("GROUP_COMMIT_DELAY_MICROS")
+        .ok()
+        .and_then(|d| d.parse().ok())
+    {
+        config.wal.group_commit_delay_micros = delay;
+    }
     let engine = Engine::open(
         config,
         Arc::new(engine::wal::fs::StdFs),

@@ -62,9 +62,24 @@ pub const SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
 pub const GROUP_COMMIT_BYTES_MAX: usize = 4 << 20;
 /// Group commit: most records written by one write + fdatasync.
 pub const GROUP_COMMIT_RECORDS_MAX: usize = 65_536;
-/// Group commit: longest a record waits for company before the batch is written (microseconds).
-/// 0 means "write as soon as the previous fsync is done", which batches naturally under load.
+/// Group commit: longest a record waits for company before the batch is written (microseconds),
+/// while the log is busy (see [`GROUP_COMMIT_DELAY_RECORDS_MIN`]). 0 means "write as soon as
+/// the previous fsync is done", which batches naturally under load. A delay is a trade
+/// (BENCHMARKS.md, 2026-12-07): where the CPU is the bottleneck and arrivals keep coming (the
+/// gRPC server with 128 calls in flight) 500 µs took unary writes to ~0.9× the CPU per call and
+/// batches to ~1.3× the rate, but where submitters wait for each commit before sending more
+/// (a closed loop of 16–64 callers) it idles the pipeline that overlaps one commit's fsync with
+/// the next batch's work: 0.9× over gRPC at 16 in flight, 0.6× in process at 64 tasks. So 0 by
+/// default, and a setting for servers with heavy fan-in.
 pub const GROUP_COMMIT_DELAY_MICROS_DEFAULT: u64 = 0;
+/// Group commit: the delay applies only after a commit that carried at least this many records
+/// (as PostgreSQL's `commit_siblings`): a few sequential clients are never made to wait, since
+/// their commits carry one or two records each.
+pub const GROUP_COMMIT_DELAY_RECORDS_MIN: usize = 4;
+/// Group commit: after a delay that brought fewer than `GROUP_COMMIT_DELAY_RECORDS_MIN` more
+/// records (every submitter was waiting for that commit, so nobody else was coming), this many
+/// commits are written without it before it is tried again.
+pub const GROUP_COMMIT_DELAY_BACKOFF_COMMITS: u32 = 256;
 /// Records queued for the WAL writer but not yet written; submitters wait (back-pressure) beyond.
 pub const WAL_QUEUE_RECORDS_MAX: usize = 1 << 20;
 

@@ -59,6 +59,10 @@ struct Args {
     /// The exporter's least time between transactions when caught up.
     #[arg(long, default_value_t = exporter::limits::BATCH_INTERVAL_MILLIS_DEFAULT)]
     exporter_batch_interval_millis: u64,
+    /// The WAL writer's pause before each group commit, letting more records join it
+    /// (`engine.group_commit_delay_micros`).
+    #[arg(long, default_value_t = engine::limits::GROUP_COMMIT_DELAY_MICROS_DEFAULT)]
+    group_commit_delay_micros: u64,
     /// Write the summary as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -75,6 +79,9 @@ struct Run {
     errors: u64,
     latencies_micros: Vec<u32>,
     seconds: f64,
+    /// CPU the whole process (clients, server, exporter) took during the run: per unit of
+    /// work, a figure the machine's load disturbs less than the rate.
+    cpu_ticks: u64,
     /// The server's group commits and export CPU during the run (zero for runs that write nothing).
     figures: PhaseFigures,
 }
@@ -107,6 +114,11 @@ impl PhaseStart {
 /// User + system CPU clock ticks of this process's threads named `exporter`: the exporter's
 /// own, and DuckDB's workers, which it starts (a thread inherits its creator's name).
 fn exporter_cpu_ticks() -> u64 {
+    cpu_ticks(|comm| comm == "exporter")
+}
+
+/// User + system CPU clock ticks of this process's threads whose name `comm` is accepted.
+fn cpu_ticks(accept: impl Fn(&str) -> bool) -> u64 {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return 0;
     };
@@ -118,10 +130,13 @@ fn exporter_cpu_ticks() -> u64 {
             let (comm, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
             let fields: Vec<&str> = rest.split(' ').collect();
             let ticks = |i: usize| fields.get(i - 3)?.parse::<u64>().ok();
-            (comm == "exporter").then(|| ticks(14).unwrap_or(0) + ticks(15).unwrap_or(0))
+            accept(comm).then(|| ticks(14).unwrap_or(0) + ticks(15).unwrap_or(0))
         })
         .sum()
 }
+
+/// /proc counts CPU in USER_HZ, which Linux fixes at 100 for every architecture it runs on.
+const TICKS_PER_SECOND: f64 = 100.0;
 
 impl PhaseFigures {
     fn since(start: &PhaseStart, engine: &engine::Engine) -> PhaseFigures {
@@ -137,8 +152,6 @@ impl PhaseFigures {
 
     /// The share of one core the export took over `seconds`.
     fn exporter_core_share(&self, seconds: f64) -> f64 {
-        // /proc counts in USER_HZ, which Linux fixes at 100 for every architecture it runs on.
-        const TICKS_PER_SECOND: f64 = 100.0;
         self.exporter_cpu_ticks as f64 / TICKS_PER_SECOND / seconds
     }
 
@@ -173,6 +186,13 @@ impl Run {
         let i = ((self.latencies_micros.len() as f64 - 1.0) * p).round() as usize;
         f64::from(self.latencies_micros[i]) / 1000.0
     }
+    /// Microseconds of CPU (the whole process) per unit of work.
+    fn cpu_micros_per_unit(&self) -> f64 {
+        if self.units == 0 {
+            return 0.0;
+        }
+        self.cpu_ticks as f64 / TICKS_PER_SECOND * 1e6 / self.units as f64
+    }
     fn rate(&self) -> f64 {
         if self.seconds == 0.0 {
             return 0.0;
@@ -193,6 +213,7 @@ where
     }
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
+    let cpu_start = cpu_ticks(|_| true);
     let mut tasks = Vec::new();
     for (c, channel) in channels.iter().enumerate() {
         for f in 0..args.in_flight {
@@ -225,7 +246,24 @@ where
         total.merge(t.await.unwrap());
     }
     total.seconds = start.elapsed().as_secs_f64();
+    total.cpu_ticks = cpu_ticks(|_| true) - cpu_start;
     total
+}
+
+/// Process CPU per call of the unary phases, and the unary writes' as a multiple of echo's.
+fn cpu_line(echo: &Run, reads: &Run, unary: &Run) -> String {
+    let ratio = if echo.cpu_micros_per_unit() == 0.0 {
+        0.0
+    } else {
+        unary.cpu_micros_per_unit() / echo.cpu_micros_per_unit()
+    };
+    format!(
+        "process CPU per call: echo {:.1} µs, GetStock {:.1} µs, Reserve/Release {:.1} µs ({:.2}× echo)",
+        echo.cpu_micros_per_unit(),
+        reads.cpu_micros_per_unit(),
+        unary.cpu_micros_per_unit(),
+        ratio
+    )
 }
 
 /// `part` as a percentage of `whole` (zero when the whole phase did not run).
@@ -303,6 +341,7 @@ fn main() {
         ..server::Config::default()
     };
     config.engine.sync = args.sync.clone();
+    config.engine.group_commit_delay_micros = args.group_commit_delay_micros;
     config.exporter.enabled = args.exporter;
     config.notifier.enabled = args.notifier;
     config.exporter.batch_interval_millis = args.exporter_batch_interval_millis;
@@ -481,6 +520,7 @@ fn main() {
         percent(unary_rps, echo.rate())
     );
     println!("    server: {}", unary.figures.describe(unary.seconds));
+    println!("    {}", cpu_line(&echo, &reads, &unary));
     println!(
         "ExecuteBatch ({} ops, {})  {:>10.0} ops/s   p99 {:>7.2} ms per call   errors {}",
         args.batch_ops,
@@ -490,6 +530,10 @@ fn main() {
         batch.errors
     );
     println!("    server: {}", batch.figures.describe(batch.seconds));
+    println!(
+        "    process CPU {:.2} µs per op",
+        batch.cpu_micros_per_unit()
+    );
     if let Some(path) = &args.json {
         let doc = serde_json::json!({
             "connections": args.connections, "in_flight": args.in_flight, "seconds": args.seconds,
@@ -500,6 +544,10 @@ fn main() {
             "batch_ops": args.batch_ops, "batch_ops_per_s": batch.rate(), "batch_p99_ms": batch_p99,
             "unary_exporter_core_share": unary.figures.exporter_core_share(unary.seconds),
             "batch_exporter_core_share": batch.figures.exporter_core_share(batch.seconds),
+            "echo_cpu_micros_per_call": echo.cpu_micros_per_unit(),
+            "get_stock_cpu_micros_per_call": reads.cpu_micros_per_unit(),
+            "unary_cpu_micros_per_call": unary.cpu_micros_per_unit(),
+            "batch_cpu_micros_per_op": batch.cpu_micros_per_unit(),
             "phases": args.phases,
             "errors": echo.errors + reads.errors + unary.errors + batch.errors,
         });

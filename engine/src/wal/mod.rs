@@ -375,6 +375,8 @@ impl Wal {
                     current,
                     next_lsn: last_lsn + 1,
                     reorder: BTreeMap::new(),
+                    last_commit_records: 0,
+                    delay_skips_left: 0,
                 }
                 .run()
             })
@@ -577,6 +579,12 @@ struct Writer {
     current: Option<OpenSegment>,
     next_lsn: u64,
     reorder: BTreeMap<u64, Vec<u8>>,
+    /// Records in the last group commit: several mean several submitters are active, the only
+    /// time waiting for company can pay (see `run`).
+    last_commit_records: usize,
+    /// Busy commits still to be written without the delay, after a delay that brought no
+    /// company (see `run`).
+    delay_skips_left: u32,
 }
 
 impl Writer {
@@ -592,11 +600,29 @@ impl Writer {
                 }
                 std::mem::take(&mut *queue)
             };
+            // Waiting for company only while the log is busy: a quiet log (the last commit
+            // carried fewer than `GROUP_COMMIT_DELAY_RECORDS_MIN` records) is written at once,
+            // so the delay never slows a lone or a few sequential submitters; under load each
+            // commit carries more records, so each record pays for fewer writer wakeups, fsyncs
+            // and wakeup fan-outs (`limits::GROUP_COMMIT_DELAY_MICROS_DEFAULT`). A wait that
+            // brought (almost) nobody means the submitters are all waiting for this very
+            // commit — a closed loop, where waiting only stalls the pipeline — so the next
+            // `GROUP_COMMIT_DELAY_BACKOFF_COMMITS` commits are written at once.
             let delay = self.shared.config.group_commit_delay_micros;
-            if delay > 0 && incoming.len() < self.shared.config.group_commit_records_max {
-                std::thread::sleep(Duration::from_micros(delay));
-                let more = std::mem::take(&mut *self.shared.queue.lock());
-                self.reorder.extend(more);
+            if delay > 0
+                && self.last_commit_records >= limits::GROUP_COMMIT_DELAY_RECORDS_MIN
+                && incoming.len() < self.shared.config.group_commit_records_max
+            {
+                if self.delay_skips_left > 0 {
+                    self.delay_skips_left -= 1;
+                } else {
+                    std::thread::sleep(Duration::from_micros(delay));
+                    let more = std::mem::take(&mut *self.shared.queue.lock());
+                    if more.len() < limits::GROUP_COMMIT_DELAY_RECORDS_MIN {
+                        self.delay_skips_left = limits::GROUP_COMMIT_DELAY_BACKOFF_COMMITS;
+                    }
+                    self.reorder.extend(more);
+                }
             }
             let shutting_down = self.shared.shutdown.load(Ordering::Acquire);
             self.reorder.extend(incoming);
@@ -665,6 +691,7 @@ impl Writer {
                 .batches_records_total
                 .fetch_add(records as u64, Ordering::Relaxed);
             self.next_lsn = last + 1;
+            self.last_commit_records = records;
             self.publish_durable(last);
         }
         Ok(())
