@@ -252,27 +252,23 @@ where
 
 /// Process CPU per call of the unary phases, and the unary writes' as a multiple of echo's.
 fn cpu_line(echo: &Run, reads: &Run, unary: &Run) -> String {
-    let ratio = if echo.cpu_micros_per_unit() == 0.0 {
-        0.0
-    } else {
-        unary.cpu_micros_per_unit() / echo.cpu_micros_per_unit()
-    };
     format!(
         "process CPU per call: echo {:.1} µs, GetStock {:.1} µs, Reserve/Release {:.1} µs ({:.2}× echo)",
         echo.cpu_micros_per_unit(),
         reads.cpu_micros_per_unit(),
         unary.cpu_micros_per_unit(),
-        ratio
+        ratio(unary.cpu_micros_per_unit(), echo.cpu_micros_per_unit())
     )
+}
+
+/// `part / whole`, zero when the whole phase did not run.
+fn ratio(part: f64, whole: f64) -> f64 {
+    if whole == 0.0 { 0.0 } else { part / whole }
 }
 
 /// `part` as a percentage of `whole` (zero when the whole phase did not run).
 fn percent(part: f64, whole: f64) -> f64 {
-    if whole == 0.0 {
-        0.0
-    } else {
-        100.0 * part / whole
-    }
+    100.0 * ratio(part, whole)
 }
 
 async fn channels(addr: SocketAddr, n: usize) -> Vec<Channel> {

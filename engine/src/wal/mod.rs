@@ -600,14 +600,10 @@ impl Writer {
                 }
                 std::mem::take(&mut *queue)
             };
-            // Waiting for company only while the log is busy: a quiet log (the last commit
-            // carried fewer than `GROUP_COMMIT_DELAY_RECORDS_MIN` records) is written at once,
-            // so the delay never slows a lone or a few sequential submitters; under load each
-            // commit carries more records, so each record pays for fewer writer wakeups, fsyncs
-            // and wakeup fan-outs (`limits::GROUP_COMMIT_DELAY_MICROS_DEFAULT`). A wait that
-            // brought (almost) nobody means the submitters are all waiting for this very
-            // commit — a closed loop, where waiting only stalls the pipeline — so the next
-            // `GROUP_COMMIT_DELAY_BACKOFF_COMMITS` commits are written at once.
+            // Wait for company only while the log is busy, so a lone submitter is never held;
+            // a wait that brought (almost) nobody means the submitters all wait on this very
+            // commit, so waiting is skipped for a while (the limits' docs say why and what
+            // it was measured to cost).
             let delay = self.shared.config.group_commit_delay_micros;
             if delay > 0
                 && self.last_commit_records >= limits::GROUP_COMMIT_DELAY_RECORDS_MIN
