@@ -17,6 +17,10 @@ pub fn engine_with_stock(dir: &Path, sync: SyncMode, shards: usize, skus: usize)
     {
         config.wal.group_commit_delay_micros = delay;
     }
+    // `PREALLOCATE_SEGMENTS=false` measures segments that grow by appends.
+    if let Ok(preallocate) = std::env::var("PREALLOCATE_SEGMENTS") {
+        config.wal.preallocate = preallocate != "false";
+    }
     let engine = Engine::open(
         config,
         Arc::new(engine::wal::fs::StdFs),

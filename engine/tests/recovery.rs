@@ -20,13 +20,14 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Builds a small WAL with a mix of ops; returns the dump after each LSN (index = LSN).
+/// Builds a small WAL with a mix of ops, in one segment that grew by appends (the tests cut and
+/// damage that file; a zero-filled one is made from it where they need one); returns the dump
+/// after each LSN (index = LSN).
 fn build_log(dir: &Path) -> Vec<StateDump> {
     let clock = ManualClock::new(1_000);
-    let engine = common::open(
-        common::config(dir, 2, SyncMode::Fsync),
-        Arc::new(clock.clone()),
-    );
+    let mut config = common::config(dir, 2, SyncMode::Fsync);
+    config.wal.preallocate = false;
+    let engine = common::open(config, Arc::new(clock.clone()));
     let mut dumps = vec![engine.dump()];
     let mut run = |op| {
         engine.execute(op).expect("op");
@@ -51,8 +52,26 @@ fn build_log(dir: &Path) -> Vec<StateDump> {
     dumps
 }
 
+/// What a crash can leave of a segment's last write, by how the segment was made.
+#[derive(Clone, Copy, Debug)]
+enum Cut {
+    /// Grown by appends: the file ends where the write stopped.
+    Appended,
+    /// Zero-filled ahead of need: zeros follow where the write stopped, to the file's full size.
+    ZeroFilled,
+}
+
 #[test]
 fn truncation_at_every_byte_offset_recovers_a_prefix() {
+    cut_at_every_byte_offset(Cut::Appended);
+}
+
+#[test]
+fn a_zero_filled_segment_cut_at_every_byte_offset_recovers_a_prefix() {
+    cut_at_every_byte_offset(Cut::ZeroFilled);
+}
+
+fn cut_at_every_byte_offset(how: Cut) {
     let original = tempfile::tempdir().expect("tempdir");
     let dumps = build_log(original.path());
     let files = segment_files(original.path());
@@ -72,23 +91,23 @@ fn truncation_at_every_byte_offset_recovers_a_prefix() {
     for cut in 0..=bytes.len() {
         let _ = std::fs::remove_dir_all(&wal_dir);
         std::fs::create_dir_all(&wal_dir).expect("mkdir");
-        std::fs::write(
-            wal_dir.join(files[0].file_name().expect("name")),
-            &bytes[..cut],
-        )
-        .expect("write");
+        let mut left = bytes[..cut].to_vec();
+        if let Cut::ZeroFilled = how {
+            left.resize(bytes.len() + 4096, 0);
+        }
+        std::fs::write(wal_dir.join(files[0].file_name().expect("name")), &left).expect("write");
         let (engine, report) = Engine::open(
             common::config(work.path(), 2, SyncMode::None),
             Arc::new(StdFs),
             Arc::new(ManualClock::new(1_000)),
         )
-        .unwrap_or_else(|e| panic!("cut at {cut}: recovery failed: {e}"));
+        .unwrap_or_else(|e| panic!("{how:?} cut at {cut}: recovery failed: {e}"));
         let lsn = engine.stats().last_lsn as usize;
         assert!(lsn < dumps.len());
         assert_eq!(
             engine.dump(),
             dumps[lsn],
-            "cut at {cut}: state is not the prefix up to LSN {lsn}"
+            "{how:?} cut at {cut}: state is not the prefix up to LSN {lsn}"
         );
         engine
             .check_invariants()
@@ -107,7 +126,7 @@ fn truncation_at_every_byte_offset_recovers_a_prefix() {
             Arc::new(StdFs),
             Arc::new(ManualClock::new(1_000)),
         )
-        .unwrap_or_else(|e| panic!("cut at {cut}: second recovery failed: {e}"));
+        .unwrap_or_else(|e| panic!("{how:?} cut at {cut}: second recovery failed: {e}"));
         assert_eq!(again.stats().last_lsn as usize, lsn + 1);
     }
     // Cutting anywhere but a record boundary leaves a torn tail that must be reported.
@@ -242,7 +261,128 @@ fn torn_write_is_truncated_on_restart() {
     )
     .expect("restart");
     let (_, _, dropped) = report.torn_tail.expect("torn tail reported");
-    assert_eq!(dropped, 9);
+    // The damage ends at the last non-zero byte of the 9 written (the frame's LSN field is
+    // mostly zeros).
+    assert!((1..=9).contains(&dropped), "{dropped} bytes dropped");
+    assert_eq!(engine.dump(), acked);
+}
+
+/// Opens an engine whose WAL zero-fills segments of 16 KiB ahead of need, and waits until the
+/// first spare is ready, so the next write leaves the segment begun by appends for it.
+fn preallocating_engine(dir: &Path, fs: Arc<dyn engine::wal::fs::Fs>) -> Arc<Engine> {
+    let mut config = common::config(dir, 2, SyncMode::Fsync);
+    config.wal.segment_bytes = 16 * 1024;
+    assert!(config.wal.preallocate, "on by default");
+    let engine = common::open_fs(config, fs, Arc::new(ManualClock::new(1_000)));
+    engine.execute(common::product("A")).expect("product");
+    wait_for_spare(engine.wal().expect("wal"));
+    engine
+}
+
+fn wait_for_spare(wal: &engine::wal::Wal) {
+    // A guard against a preparer that never finishes, not a timing assertion.
+    let waited_since = std::time::Instant::now();
+    while !wal.spare_ready() {
+        assert!(
+            waited_since.elapsed() < std::time::Duration::from_secs(60),
+            "no spare"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Records written over a zero-filled segment's zeros, across several such segments, all come
+/// back after a restart; the zeros after the last record are its clean end, not a torn tail;
+/// and writes go on after the last record, not after the zeros.
+#[test]
+fn records_written_into_zero_filled_segments_recover_with_no_torn_tail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = preallocating_engine(dir.path(), Arc::new(StdFs));
+    let wal = engine.wal().expect("wal");
+    let mut receipts = 0;
+    for filled in 1..=3 {
+        // Each round waits for the next spare, then writes until the writer has taken it.
+        wait_for_spare(wal);
+        while wal.stats().segments_preallocated < filled {
+            engine
+                .execute(common::receive(&format!("r{receipts}"), "A", 1))
+                .expect("receive");
+            receipts += 1;
+            assert!(receipts < 100_000, "the writer never took the spare");
+        }
+    }
+    let before = engine.dump();
+    let files = segment_files(dir.path());
+    let last = files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|x| x == "wal"))
+        .max()
+        .expect("a segment");
+    assert_eq!(
+        std::fs::metadata(last).expect("metadata").len(),
+        16 * 1024,
+        "the open segment keeps its zero-filled size"
+    );
+    engine.shutdown();
+    drop(engine);
+    let mut expected = before;
+    for restart in 0..2 {
+        let mut config = common::config(dir.path(), 2, SyncMode::Fsync);
+        config.wal.segment_bytes = 16 * 1024;
+        let (engine, report) =
+            Engine::open(config, Arc::new(StdFs), Arc::new(ManualClock::new(1_000)))
+                .expect("restart");
+        assert_eq!(report.torn_tail, None, "restart {restart}");
+        assert_eq!(report.corruption_dropped, None, "restart {restart}");
+        assert_eq!(engine.dump(), expected, "restart {restart}");
+        // Written after the last record, or the next restart would not find it.
+        engine
+            .execute(common::receive(&format!("after-{restart}"), "A", 1))
+            .expect("write after a restart");
+        expected = engine.dump();
+        engine.shutdown();
+    }
+    assert!(expected.receipts.contains("after-1"));
+}
+
+/// A write torn inside a zero-filled segment: the damaged bytes are dropped, the zeros after
+/// them are not counted as damage, and the state is what was acknowledged.
+#[test]
+fn a_write_torn_inside_a_zero_filled_segment_is_dropped_on_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let faults = Faults::new();
+    let engine = preallocating_engine(
+        dir.path(),
+        Arc::new(FaultyFs {
+            faults: faults.clone(),
+        }),
+    );
+    for i in 0..5 {
+        engine
+            .execute(common::receive(&format!("r{i}"), "A", 1))
+            .expect("receive");
+    }
+    assert_eq!(
+        engine.wal().expect("wal").stats().segments_preallocated,
+        1,
+        "the records went to the zero-filled segment"
+    );
+    let acked = engine.dump();
+    // Torn inside the frame's header: its checksum is not written. (A write torn only where
+    // the record's own bytes are zeros would leave it whole over the zero fill: unacknowledged,
+    // and as rightly kept as one whose write completed just before a crash.)
+    faults.write_budget_bytes.store(9, Ordering::SeqCst);
+    engine
+        .execute(common::receive("torn", "A", 1))
+        .expect_err("a torn write is not acknowledged");
+    engine.shutdown();
+    drop(engine);
+    let mut config = common::config(dir.path(), 2, SyncMode::Fsync);
+    config.wal.segment_bytes = 16 * 1024;
+    let (engine, report) =
+        Engine::open(config, Arc::new(StdFs), Arc::new(ManualClock::new(1_000))).expect("restart");
+    let (_, _, dropped) = report.torn_tail.expect("torn tail reported");
+    assert!((1..=9).contains(&dropped), "{dropped} bytes dropped");
     assert_eq!(engine.dump(), acked);
 }
 

@@ -83,6 +83,9 @@ pub struct EngineSettings {
     pub group_commit_delay_micros: u64,
     /// WAL segment size before rolling over to a new file.
     pub segment_bytes: u64,
+    /// Zero-fill each WAL segment ahead of need (with `sync = "fsync"`), so commits overwrite
+    /// instead of appending; turn off on copy-on-write file systems (btrfs, ZFS).
+    pub preallocate_segments: bool,
     /// Hold time when a Reserve says `ttl_seconds = 0`.
     pub ttl_default_seconds: u32,
     /// How long ended objects' ids are remembered for idempotent retries.
@@ -280,6 +283,7 @@ impl Default for EngineSettings {
             sync: "fsync".into(),
             group_commit_delay_micros: engine::limits::GROUP_COMMIT_DELAY_MICROS_DEFAULT,
             segment_bytes: engine::limits::SEGMENT_BYTES_DEFAULT,
+            preallocate_segments: true,
             ttl_default_seconds: engine::limits::TTL_SECONDS_DEFAULT,
             id_retention_seconds: engine::limits::ID_RETENTION_SECONDS_DEFAULT,
             id_retention_count: engine::limits::ID_RETENTION_COUNT_DEFAULT,
@@ -446,6 +450,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "engine.group_commit_delay_micros",
     ),
     ("INVENTORY_SEGMENT_BYTES", "engine.segment_bytes"),
+    (
+        "INVENTORY_PREALLOCATE_SEGMENTS",
+        "engine.preallocate_segments (true/false)",
+    ),
     (
         "INVENTORY_TTL_DEFAULT_SECONDS",
         "engine.ttl_default_seconds",
@@ -646,6 +654,10 @@ impl Config {
             self.engine.group_commit_delay_micros
         );
         set!("INVENTORY_SEGMENT_BYTES", self.engine.segment_bytes);
+        set!(
+            "INVENTORY_PREALLOCATE_SEGMENTS",
+            self.engine.preallocate_segments
+        );
         set!(
             "INVENTORY_TTL_DEFAULT_SECONDS",
             self.engine.ttl_default_seconds
@@ -913,6 +925,7 @@ impl Config {
         c.wal.recovery = self.recovery_mode()?;
         c.wal.group_commit_delay_micros = self.engine.group_commit_delay_micros;
         c.wal.segment_bytes = self.engine.segment_bytes;
+        c.wal.preallocate = self.engine.preallocate_segments;
         c.ttl_default_seconds = self.engine.ttl_default_seconds;
         c.id_retention_seconds = self.engine.id_retention_seconds;
         c.id_retention_count = self.engine.id_retention_count;

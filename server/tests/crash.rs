@@ -232,15 +232,19 @@ async fn corrupt_wal_refuses_to_start_naming_file_and_offset() {
     // longer be the only copy of these ops (the truncate-corruption restart below would then
     // lose nothing).
     server.kill9();
-    // Flip a byte early in the (only) segment: damage before the tail.
+    // Flip a byte early in the records of the segment holding most of them: damage before the
+    // tail. (Segments are zero-filled ahead of need: a file's records end where its zeros
+    // begin, not where the file does.)
+    let records_end = |bytes: &[u8]| bytes.iter().rposition(|b| *b != 0).map_or(0, |at| at + 1);
     let wal = data.join("wal");
     let segment = std::fs::read_dir(&wal)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .max_by_key(|p| records_end(&std::fs::read(p).unwrap()))
         .unwrap();
     let mut bytes = std::fs::read(&segment).unwrap();
-    let at = bytes.len() / 4;
+    let at = records_end(&bytes) / 4;
     bytes[at] ^= 0xff;
     std::fs::write(&segment, bytes).unwrap();
 

@@ -2,17 +2,25 @@
 //! inject failed writes, failed fsyncs and torn writes (raft-engine / redb style).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-/// An append-only file handle.
-pub trait AppendFile: Send {
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
+/// A segment file open for writing. Writes are positioned, not appends: a segment may be
+/// zero-filled ahead of its records (see [`Fs::create_zeroed`]), so where records go is not where
+/// the file ends.
+pub trait WalFile: Send {
+    /// Writes all of `bytes` at `offset`; the file grows if they end past its end.
+    fn write_all_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()>;
     /// fdatasync: the written bytes are durable once this returns Ok.
     fn sync_data(&mut self) -> io::Result<()>;
 }
+
+/// Zeros written per call by [`StdFs::create_zeroed`]: big enough to be cheap, small enough that
+/// the buffer does not matter.
+const ZEROS_CHUNK_BYTES: usize = 1 << 20;
 
 pub trait Fs: Send + Sync + 'static {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
@@ -29,9 +37,16 @@ pub trait Fs: Send + Sync + 'static {
         out: &mut Vec<u8>,
     ) -> io::Result<()>;
     fn len(&self, path: &Path) -> io::Result<u64>;
-    /// Creates (or truncates) a file for appending.
-    fn create(&self, path: &Path) -> io::Result<Box<dyn AppendFile>>;
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>>;
+    /// Creates (or truncates) a file for writing.
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WalFile>>;
+    /// Opens an existing file for writing (nothing is truncated).
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn WalFile>>;
+    /// Creates (or truncates) `path` holding `len` zero bytes — really written, not a hole or an
+    /// unwritten extent — and durable (fdatasync) when this returns Ok. Overwriting such a file
+    /// changes neither its size nor its block map, so an fdatasync after each write need not
+    /// wait for a file-system journal commit. Gives up with `ErrorKind::Interrupted` once
+    /// `cancelled` says so (checked between pieces: a shutdown does not wait for a whole file).
+    fn create_zeroed(&self, path: &Path, len: u64, cancelled: &dyn Fn() -> bool) -> io::Result<()>;
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
     fn remove(&self, path: &Path) -> io::Result<()>;
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
@@ -42,11 +57,11 @@ pub trait Fs: Send + Sync + 'static {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StdFs;
 
-struct StdAppendFile(File);
+struct StdWalFile(File);
 
-impl AppendFile for StdAppendFile {
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.0.write_all(bytes)
+impl WalFile for StdWalFile {
+    fn write_all_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.0.write_all_at(bytes, offset)
     }
     fn sync_data(&mut self) -> io::Result<()> {
         self.0.sync_data()
@@ -88,17 +103,34 @@ impl Fs for StdFs {
     fn len(&self, path: &Path) -> io::Result<u64> {
         Ok(fs::metadata(path)?.len())
     }
-    fn create(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WalFile>> {
         let file = OpenOptions::new()
             .create(true)
             .write(true)
             .truncate(true)
             .open(path)?;
-        Ok(Box::new(StdAppendFile(file)))
+        Ok(Box::new(StdWalFile(file)))
     }
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
-        let file = OpenOptions::new().append(true).open(path)?;
-        Ok(Box::new(StdAppendFile(file)))
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn WalFile>> {
+        let file = OpenOptions::new().write(true).open(path)?;
+        Ok(Box::new(StdWalFile(file)))
+    }
+    fn create_zeroed(&self, path: &Path, len: u64, cancelled: &dyn Fn() -> bool) -> io::Result<()> {
+        let mut file = self.create(path)?;
+        let zeros = vec![0u8; ZEROS_CHUNK_BYTES];
+        let mut offset = 0;
+        while offset < len {
+            if cancelled() {
+                return Err(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "zero-filling cancelled",
+                ));
+            }
+            let piece = (len - offset).min(ZEROS_CHUNK_BYTES as u64) as usize;
+            file.write_all_at(offset, &zeros[..piece])?;
+            offset += piece as u64;
+        }
+        file.sync_data()
     }
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         let file = OpenOptions::new().write(true).open(path)?;
@@ -145,21 +177,21 @@ pub struct FaultyFs {
 }
 
 struct FaultyFile {
-    inner: Box<dyn AppendFile>,
+    inner: Box<dyn WalFile>,
     faults: Arc<Faults>,
 }
 
-impl AppendFile for FaultyFile {
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+impl WalFile for FaultyFile {
+    fn write_all_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
         let budget = self.faults.write_budget_bytes.load(Ordering::SeqCst);
         if budget == u64::MAX {
-            return self.inner.write_all(bytes);
+            return self.inner.write_all_at(offset, bytes);
         }
         let allowed = budget.min(bytes.len() as u64) as usize;
         self.faults
             .write_budget_bytes
             .store(budget - allowed as u64, Ordering::SeqCst);
-        self.inner.write_all(&bytes[..allowed])?;
+        self.inner.write_all_at(offset, &bytes[..allowed])?;
         if allowed < bytes.len() {
             return Err(io::Error::other("injected write failure (torn write)"));
         }
@@ -197,17 +229,26 @@ impl Fs for FaultyFs {
     fn len(&self, path: &Path) -> io::Result<u64> {
         StdFs.len(path)
     }
-    fn create(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WalFile>> {
         Ok(Box::new(FaultyFile {
             inner: StdFs.create(path)?,
             faults: self.faults.clone(),
         }))
     }
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn WalFile>> {
         Ok(Box::new(FaultyFile {
-            inner: StdFs.open_append(path)?,
+            inner: StdFs.open_write(path)?,
             faults: self.faults.clone(),
         }))
+    }
+    /// Zero-filling happens off the commit path, so the write budget (torn record writes) does
+    /// not apply to it — a test's budget is spent on the records it means to tear; a failing
+    /// disk (`fail_sync`) fails it.
+    fn create_zeroed(&self, path: &Path, len: u64, cancelled: &dyn Fn() -> bool) -> io::Result<()> {
+        if self.faults.fail_sync.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected fsync failure (zero-filling)"));
+        }
+        StdFs.create_zeroed(path, len, cancelled)
     }
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         StdFs.truncate(path, len)

@@ -6,6 +6,14 @@
 //! one `fdatasync` covers everything that accumulated while the previous fsync ran (group
 //! commit), bounded by bytes and count. `durable_lsn` is a prefix watermark: every record with
 //! an LSN at or below it is on disk. Replies wait on it ([`Wal::wait_durable`]).
+//!
+//! With `preallocate` (and fsync), a second thread keeps one zero-filled, durable file of a
+//! segment's size ready (`SPARE_FILE_NAME`), and the writer makes its next segment of it: it
+//! writes the header, renames the file and then overwrites zeros with records. An fdatasync of
+//! an overwrite need not commit the file system's journal (the file's size and block map do not
+//! change), where one of an append must — on ext4 that halves the writer's sleeps per commit
+//! (BENCHMARKS.md). The writer never waits for a spare: without one it appends to a segment
+//! that grows as before, and leaves such a segment for the spare as soon as one is ready.
 
 mod cursor;
 pub mod fs;
@@ -26,7 +34,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::EngineError;
 use crate::limits;
-use fs::{AppendFile, Fs};
+use fs::{Fs, WalFile};
 use segment::{FRAME_HEADER_BYTES, HEADER_BYTES};
 
 /// How writes reach the disk.
@@ -58,6 +66,10 @@ pub struct WalConfig {
     pub group_commit_records_max: usize,
     pub group_commit_delay_micros: u64,
     pub recovery: RecoveryMode,
+    /// Zero-fill each segment ahead of need, off the commit path (with `SyncMode::Fsync` only:
+    /// without fsync there is no journal commit to save). Off for file systems that never
+    /// overwrite in place (copy-on-write: btrfs, ZFS), where it would only double the writes.
+    pub preallocate: bool,
 }
 
 impl WalConfig {
@@ -70,9 +82,19 @@ impl WalConfig {
             group_commit_records_max: limits::GROUP_COMMIT_RECORDS_MAX,
             group_commit_delay_micros: limits::GROUP_COMMIT_DELAY_MICROS_DEFAULT,
             recovery: RecoveryMode::Strict,
+            preallocate: true,
         }
     }
+
+    /// Whether segments are zero-filled ahead of need (see `preallocate`).
+    fn preallocating(&self) -> bool {
+        self.preallocate && self.sync == SyncMode::Fsync
+    }
 }
+
+/// The zero-filled file the next segment is made of. Not a segment name (those are all
+/// digits), so recovery never reads it; one left by a crash or a shutdown is deleted at open.
+pub const SPARE_FILE_NAME: &str = "spare-segment.zeroed";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WalError {
@@ -165,7 +187,8 @@ pub struct RecoveryReport {
     pub segments: usize,
     pub records_replayed: u64,
     pub last_lsn: u64,
-    /// A torn tail that was cut off: file, offset, bytes dropped.
+    /// A torn tail that was cut off: file, offset, and the damaged bytes dropped (up to the last
+    /// non-zero byte: the zero-filled space after it was never written).
     pub torn_tail: Option<(PathBuf, u64, u64)>,
     /// Damage dropped because the recovery mode said so: file, offset, reason.
     pub corruption_dropped: Option<(PathBuf, u64, String)>,
@@ -195,16 +218,29 @@ struct Shared {
     /// a record it did not write ends, refused.
     closed: AtomicBool,
     segments: Mutex<Vec<SegmentInfo>>,
+    spare: Mutex<Spare>,
+    spare_cv: Condvar,
+    segments_preallocated: AtomicU64,
     bytes_on_disk: AtomicU64,
     fsyncs: AtomicU64,
     fsync_nanos_total: AtomicU64,
     batches_records_total: AtomicU64,
 }
 
+/// The spare file's state, shared by the writer and the thread that zero-fills it.
+#[derive(Debug, Default)]
+struct Spare {
+    /// The writer wants a spare for its next segment.
+    wanted: bool,
+    /// The spare is zero-filled, durable and not yet taken.
+    ready: bool,
+}
+
 /// The write-ahead log. Cheap to share behind an `Arc`.
 pub struct Wal {
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    preparer: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// Counters for metrics.
@@ -216,6 +252,8 @@ pub struct WalStats {
     pub fsync_nanos_total: u64,
     pub records_written: u64,
     pub segments: usize,
+    /// Segments made of a zero-filled spare (the rest grew by appends).
+    pub segments_preallocated: u64,
 }
 
 impl Wal {
@@ -247,6 +285,8 @@ impl Wal {
         let mut report = RecoveryReport::default();
         let mut next_lsn: Option<u64> = None;
         let mut kept: Vec<SegmentInfo> = Vec::new();
+        // Of the last segment kept: where its records end, and where the file does.
+        let mut last_kept_bytes = (0u64, 0u64);
         let mut bytes_on_disk = 0u64;
         let mut index = 0;
         while index < found.len() {
@@ -286,7 +326,8 @@ impl Wal {
                 report.last_lsn = frame.lsn;
             }
             next_lsn = Some(scan.first_lsn + scan.frames.len() as u64);
-            let mut valid_bytes = buf.len() as u64;
+            let mut valid_bytes = scan.valid_bytes as u64;
+            let mut file_bytes = buf.len() as u64;
             if let Some((offset, reason)) = scan.bad {
                 let torn = is_last && !scan.valid_after_bad;
                 if !torn && config.recovery == RecoveryMode::Strict {
@@ -297,8 +338,9 @@ impl Wal {
                     });
                 }
                 if torn {
+                    let damaged_bytes = segment::nonzero_end(&buf, offset) - offset;
                     report.torn_tail =
-                        Some((seg.path.clone(), offset as u64, (buf.len() - offset) as u64));
+                        Some((seg.path.clone(), offset as u64, damaged_bytes as u64));
                 } else {
                     report.corruption_dropped = Some((seg.path.clone(), offset as u64, reason));
                     for later in &found[index + 1..] {
@@ -314,10 +356,12 @@ impl Wal {
                         .map_err(|e| io_err(&seg.path, e))?;
                     valid_bytes = scan.valid_bytes as u64;
                 }
+                file_bytes = valid_bytes;
                 fs.sync_dir(&dir).map_err(|e| io_err(&dir, e))?;
             }
             if valid_bytes > 0 {
                 bytes_on_disk += valid_bytes;
+                last_kept_bytes = (valid_bytes, file_bytes);
                 kept.push(seg);
             }
             index += 1;
@@ -329,21 +373,27 @@ impl Wal {
             .max(skip_through);
         report.last_lsn = last_lsn;
 
-        // Append to the last segment if it is still the right one, else start a fresh one lazily.
+        // Write on after the last segment's records, else start a fresh one lazily.
         let current = match kept.last() {
             Some(seg) => {
-                let len = fs.len(&seg.path).map_err(|e| io_err(&seg.path, e))?;
-                let file = fs
-                    .open_append(&seg.path)
-                    .map_err(|e| io_err(&seg.path, e))?;
+                let file = fs.open_write(&seg.path).map_err(|e| io_err(&seg.path, e))?;
                 Some(OpenSegment {
                     file,
-                    bytes: len,
+                    bytes: last_kept_bytes.0,
+                    zeroed_bytes: last_kept_bytes.1,
                     records: last_lsn + 1 - seg.first_lsn,
                 })
             }
             None => None,
         };
+        // A spare left behind may be half-filled: make a new one.
+        let spare_path = dir.join(SPARE_FILE_NAME);
+        match fs.remove(&spare_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_err(&spare_path, e));
+            }
+            _ => {}
+        }
 
         let (durable_tx, _) = tokio::sync::watch::channel(last_lsn);
         let shared = Arc::new(Shared {
@@ -361,6 +411,9 @@ impl Wal {
             shutdown: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             segments: Mutex::new(kept),
+            spare: Mutex::new(Spare::default()),
+            spare_cv: Condvar::new(),
+            segments_preallocated: AtomicU64::new(0),
             bytes_on_disk: AtomicU64::new(bytes_on_disk),
             fsyncs: AtomicU64::new(0),
             fsync_nanos_total: AtomicU64::new(0),
@@ -381,10 +434,21 @@ impl Wal {
                 .run()
             })
             .map_err(|e| io_err(&dir, e))?;
+        let preparer = if shared.config.preallocating() {
+            shared.spare.lock().wanted = true;
+            let preparer_shared = shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name("wal-preallocate".into())
+                .spawn(move || prepare_spares(preparer_shared, spare_path));
+            Some(spawned.map_err(|e| io_err(&dir, e))?)
+        } else {
+            None
+        };
         Ok((
             Wal {
                 shared,
                 writer: Mutex::new(Some(writer)),
+                preparer: Mutex::new(preparer),
             },
             report,
         ))
@@ -480,7 +544,14 @@ impl Wal {
             fsync_nanos_total: self.shared.fsync_nanos_total.load(Ordering::Relaxed),
             records_written: self.shared.batches_records_total.load(Ordering::Relaxed),
             segments: self.shared.segments.lock().len(),
+            segments_preallocated: self.shared.segments_preallocated.load(Ordering::Relaxed),
         }
+    }
+
+    /// Whether a zero-filled spare is ready for the next segment (for tests that need the
+    /// writer to move to one).
+    pub fn spare_ready(&self) -> bool {
+        self.shared.spare.lock().ready
     }
 
     /// The oldest LSN still on disk (the first record of the first segment).
@@ -551,6 +622,15 @@ impl Wal {
         if let Some(handle) = self.writer.lock().take() {
             let _ = handle.join();
         }
+        {
+            let _spare = self.shared.spare.lock();
+            self.shared.spare_cv.notify_all();
+        }
+        // Joined, not left running: a preparer still writing zeros must not outlive this log
+        // into the next one opened on the same directory.
+        if let Some(handle) = self.preparer.lock().take() {
+            let _ = handle.join();
+        }
         // A record queued after the writer's last pass is never written: its waiters (a
         // request racing the shutdown) must not wait forever.
         self.shared.closed.store(true, Ordering::Release);
@@ -569,9 +649,41 @@ impl Drop for Wal {
 }
 
 struct OpenSegment {
-    file: Box<dyn AppendFile>,
+    file: Box<dyn WalFile>,
+    /// Where its records end: the next write's offset.
     bytes: u64,
+    /// Where the file ends: up to here a write overwrites zeros, past it the file grows.
+    zeroed_bytes: u64,
     records: u64,
+}
+
+/// The preparer thread: zero-fills a spare whenever the writer wants one, until shutdown.
+fn prepare_spares(shared: Arc<Shared>, path: PathBuf) {
+    let stopping = || shared.shutdown.load(Ordering::Acquire);
+    loop {
+        {
+            let mut spare = shared.spare.lock();
+            while !spare.wanted && !stopping() {
+                shared.spare_cv.wait(&mut spare);
+            }
+            if stopping() {
+                return;
+            }
+        }
+        let filled = shared
+            .fs
+            .create_zeroed(&path, shared.config.segment_bytes, &stopping);
+        let mut spare = shared.spare.lock();
+        spare.wanted = false;
+        match filled {
+            Ok(()) => spare.ready = true,
+            // Not fatal: the writer appends instead (slower), and asks again at its next roll.
+            Err(e) if e.kind() != std::io::ErrorKind::Interrupted => {
+                tracing::warn!(file = %path.display(), error = %e, "could not zero-fill a spare WAL segment");
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 struct Writer {
@@ -650,7 +762,8 @@ impl Writer {
                 let frame_bytes = (FRAME_HEADER_BYTES + payload.len()) as u64;
                 let segment_bytes = self.current.as_ref().map(|s| s.bytes).unwrap_or(0);
                 let segment_full = self.current.as_ref().is_some_and(|s| s.records > 0)
-                    && segment_bytes + buf.len() as u64 + frame_bytes > config.segment_bytes;
+                    && (segment_bytes + buf.len() as u64 + frame_bytes > config.segment_bytes
+                        || (records == 0 && self.leave_for_spare()));
                 if segment_full {
                     if records > 0 {
                         break; // flush what we have into this segment first
@@ -669,7 +782,10 @@ impl Writer {
                 break;
             }
             let current = self.current.as_mut().expect("a segment is open");
-            current.file.write_all(&buf).map_err(|e| e.to_string())?;
+            current
+                .file
+                .write_all_at(current.bytes, &buf)
+                .map_err(|e| e.to_string())?;
             if config.sync == SyncMode::Fsync {
                 let started = Instant::now();
                 current.file.sync_data().map_err(|e| e.to_string())?;
@@ -679,6 +795,7 @@ impl Writer {
                 self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
             }
             current.bytes += buf.len() as u64;
+            current.zeroed_bytes = current.zeroed_bytes.max(current.bytes);
             current.records += records as u64;
             self.shared
                 .bytes_on_disk
@@ -693,15 +810,52 @@ impl Writer {
         Ok(())
     }
 
+    /// Whether the open segment grows by appends while a zero-filled spare is ready: then the
+    /// next batch goes to a new segment made of the spare (a segment recovered from an
+    /// appending run, or begun before the first spare was ready, is left early, not filled).
+    fn leave_for_spare(&self) -> bool {
+        self.shared.config.preallocating()
+            && self
+                .current
+                .as_ref()
+                .is_some_and(|s| s.zeroed_bytes < self.shared.config.segment_bytes)
+            && self.shared.spare.lock().ready
+    }
+
+    /// Starts the segment whose first record is `first_lsn`: made of the spare if one is ready
+    /// (header written and durable before the rename, so a segment name never holds a file
+    /// without one), else created empty to grow by appends.
     fn roll_segment(&mut self, first_lsn: u64) -> Result<(), String> {
-        let dir = &self.shared.config.dir;
+        let shared = self.shared.clone();
+        let (fs, config) = (&shared.fs, &shared.config);
+        let dir = &config.dir;
         let path = segment::segment_path(dir, first_lsn);
-        let mut file = self.shared.fs.create(&path).map_err(|e| e.to_string())?;
-        file.write_all(&segment::encode_header(first_lsn))
-            .map_err(|e| e.to_string())?;
-        if self.shared.config.sync == SyncMode::Fsync {
+        let header = segment::encode_header(first_lsn);
+        let fsync = config.sync == SyncMode::Fsync;
+        let spare_taken = std::mem::take(&mut shared.spare.lock().ready);
+        let spare = spare_taken.then(|| dir.join(SPARE_FILE_NAME));
+        let (file, zeroed_bytes) = match &spare {
+            Some(spare) => (fs.open_write(spare), config.segment_bytes),
+            None => (fs.create(&path), HEADER_BYTES as u64),
+        };
+        let mut file = file.map_err(|e| e.to_string())?;
+        file.write_all_at(0, &header).map_err(|e| e.to_string())?;
+        if fsync {
             file.sync_data().map_err(|e| e.to_string())?;
-            self.shared.fs.sync_dir(dir).map_err(|e| e.to_string())?;
+        }
+        if let Some(spare) = &spare {
+            fs.rename(spare, &path).map_err(|e| e.to_string())?;
+            shared.segments_preallocated.fetch_add(1, Ordering::Relaxed);
+        }
+        if fsync {
+            fs.sync_dir(dir).map_err(|e| e.to_string())?;
+        }
+        if config.preallocating() {
+            let mut spare = shared.spare.lock();
+            if !spare.ready {
+                spare.wanted = true;
+                shared.spare_cv.notify_one();
+            }
         }
         self.shared
             .bytes_on_disk
@@ -713,6 +867,7 @@ impl Writer {
         self.current = Some(OpenSegment {
             file,
             bytes: HEADER_BYTES as u64,
+            zeroed_bytes,
             records: 0,
         });
         Ok(())

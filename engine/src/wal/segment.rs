@@ -23,8 +23,15 @@
 //!
 //! A record is valid iff its length is in range, it fits in the file, its CRC matches and its
 //! LSN follows the previous one. The CRC covers the length and the LSN too, so a flipped bit in
-//! the frame is caught, not just in the payload. Segments are created fresh (never reused), so
-//! whatever follows the last record written is zeros or nothing — a zero length is never valid.
+//! the frame is caught, not just in the payload.
+//!
+//! After the last record comes either the end of the file or zeros to the end of the file: a
+//! segment may be zero-filled to its full size before its first record is written (see
+//! `Fs::create_zeroed`: overwriting is cheaper to make durable than appending), and segments are
+//! never reused, so nothing but zeros ever follows the records. A zero length is never valid,
+//! so the scan stops there, and **a stop followed only by zeros is the clean end of the
+//! segment**. A stop followed by anything else is damage: a torn tail (the last segment, no
+//! valid record after it) or corruption.
 
 use std::path::{Path, PathBuf};
 
@@ -217,6 +224,12 @@ pub fn scan(buf: &[u8], expected_first_lsn: u64) -> Scan {
             }
         }
     }
+    if bad
+        .as_ref()
+        .is_some_and(|(at, _)| nonzero_end(buf, *at) == *at)
+    {
+        bad = None; // the zero-filled rest of the segment, not yet written
+    }
     let valid_after_bad = match &bad {
         Some((at, _)) => any_valid_frame_after(buf, *at + 1, next_lsn),
         None => false,
@@ -228,6 +241,16 @@ pub fn scan(buf: &[u8], expected_first_lsn: u64) -> Scan {
         bad,
         valid_after_bad,
     }
+}
+
+/// Where the bytes from `from` on stop being zeros only: one past the last non-zero byte, or
+/// `from` if there is none. What lies between a damaged spot and this is the damage; the zeros
+/// after it are the segment's unused, zero-filled space.
+pub fn nonzero_end(buf: &[u8], from: usize) -> usize {
+    buf[from..]
+        .iter()
+        .rposition(|b| *b != 0)
+        .map_or(from, |last| from + last + 1)
 }
 
 /// Looks for any valid frame with LSN ≥ `lsn_min` starting at or after `from`. Only runs when a
@@ -256,6 +279,52 @@ mod tests {
             let scan = super::scan(&damaged, 7);
             assert!(scan.bad.is_some(), "flip at {at} not caught");
         }
+    }
+
+    /// A zero-filled segment cut short at every byte offset (the rest zeros, as a crash in the
+    /// middle of a write leaves it): a cut at a record boundary is a clean end, any other cut is
+    /// damage whose extent ends where the zeros start, and the complete records before the cut
+    /// are kept either way.
+    #[test]
+    fn a_zero_filled_segment_ends_cleanly_at_its_zeros_and_a_cut_record_is_damage() {
+        let mut data = encode_header(1).to_vec();
+        let mut boundaries = vec![data.len()];
+        for lsn in 1..=4u64 {
+            encode_frame(&mut data, lsn, &vec![lsn as u8; 10 * lsn as usize]);
+            boundaries.push(data.len());
+        }
+        let file_bytes = data.len() + 100;
+        for cut in HEADER_BYTES..=data.len() {
+            let mut buf = data[..cut].to_vec();
+            buf.resize(file_bytes, 0);
+            let scan = scan(&buf, 1);
+            let complete = boundaries.iter().filter(|end| **end <= cut).count() - 1;
+            assert_eq!(scan.frames.len(), complete, "cut at {cut}");
+            assert_eq!(scan.valid_bytes, boundaries[complete], "cut at {cut}");
+            assert!(!scan.valid_after_bad, "cut at {cut}");
+            match &scan.bad {
+                None => assert_eq!(
+                    nonzero_end(&buf, scan.valid_bytes),
+                    scan.valid_bytes,
+                    "cut at {cut}: a clean end has only zeros after it"
+                ),
+                Some((at, _)) => {
+                    assert_eq!(*at, scan.valid_bytes, "cut at {cut}");
+                    assert!(nonzero_end(&buf, *at) <= cut, "cut at {cut}");
+                }
+            }
+            if boundaries.contains(&cut) {
+                assert!(scan.bad.is_none(), "cut at a boundary {cut} is a clean end");
+            }
+        }
+        // A stray byte far into the zeros is damage, not the clean end.
+        let mut buf = data.clone();
+        buf.resize(file_bytes, 0);
+        buf[file_bytes - 1] = 1;
+        let scan = scan(&buf, 1);
+        assert_eq!(scan.frames.len(), 4);
+        assert_eq!(scan.bad.as_ref().map(|(at, _)| *at), Some(data.len()));
+        assert_eq!(nonzero_end(&buf, data.len()), file_bytes);
     }
 
     #[test]
