@@ -22,6 +22,11 @@ pub trait WalFile: Send {
 /// the buffer does not matter.
 const ZEROS_CHUNK_BYTES: usize = 1 << 20;
 
+/// Zeros made durable per fdatasync by [`StdFs::create_zeroed`]: a whole segment's worth flushed
+/// at once would hold the disk for a burst (~0.2 s for 64 MiB here) that the WAL writer's own
+/// fsyncs queue behind.
+const ZEROS_SYNC_BYTES: u64 = 8 << 20;
+
 pub trait Fs: Send + Sync + 'static {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Files directly in `dir` (not recursive), unsorted.
@@ -129,6 +134,9 @@ impl Fs for StdFs {
             let piece = (len - offset).min(ZEROS_CHUNK_BYTES as u64) as usize;
             file.write_all_at(offset, &zeros[..piece])?;
             offset += piece as u64;
+            if offset % ZEROS_SYNC_BYTES == 0 {
+                file.sync_data()?;
+            }
         }
         file.sync_data()
     }
