@@ -63,6 +63,9 @@ struct Args {
     /// (`engine.group_commit_delay_micros`).
     #[arg(long, default_value_t = engine::limits::GROUP_COMMIT_DELAY_MICROS_DEFAULT)]
     group_commit_delay_micros: u64,
+    /// Zero-fill WAL segments ahead of need (`engine.preallocate_segments`); `false` appends.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    preallocate_segments: bool,
     /// Write the summary as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -338,6 +341,7 @@ fn main() {
     };
     config.engine.sync = args.sync.clone();
     config.engine.group_commit_delay_micros = args.group_commit_delay_micros;
+    config.engine.preallocate_segments = args.preallocate_segments;
     config.exporter.enabled = args.exporter;
     config.notifier.enabled = args.notifier;
     config.exporter.batch_interval_millis = args.exporter_batch_interval_millis;
