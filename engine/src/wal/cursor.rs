@@ -160,23 +160,28 @@ impl WalCursor {
                 .cloned()
                 .expect("a segment at or below next_lsn")
         };
-        let buf = self
-            .shared
-            .fs
-            .read(&seg.path)
-            .map_err(|e| io_err(&seg.path, e))?;
-        let mut at = HEADER_BYTES;
+        // Walked a window at a time, not read whole: past its records a segment may be zeros
+        // to its full size (zero-filled ahead of need).
+        let mut at = HEADER_BYTES as u64;
         let mut lsn = seg.first_lsn;
-        while lsn < self.next_lsn {
-            match segment::decode_frame(&buf, at) {
-                Ok(frame) => {
-                    at = frame.payload_end;
-                    lsn = frame.lsn + 1;
+        'walk: while lsn < self.next_lsn {
+            self.fill_window(seg.first_lsn, at)?;
+            let buf = &self.window.bytes;
+            let mut offset = 0;
+            while lsn < self.next_lsn {
+                match segment::decode_frame(buf, offset) {
+                    Ok(frame) => {
+                        offset = frame.payload_end;
+                        lsn = frame.lsn + 1;
+                    }
+                    // The window ends inside a frame: read on from it.
+                    Err(segment::FrameError::Incomplete) if offset > 0 => break,
+                    Err(_) => break 'walk,
                 }
-                Err(_) => break,
             }
+            at += offset as u64;
         }
-        let position = (seg.first_lsn, at as u64);
+        let position = (seg.first_lsn, at);
         self.position = Some(position);
         Ok(position)
     }
@@ -237,6 +242,27 @@ mod tests {
         }
         assert!(wal.stats().segments > 1, "the test must cross segments");
         assert!(cursor.next_batch(10).expect("read").is_empty());
+        wal.shutdown();
+    }
+
+    /// A cursor opened at any LSN starts exactly there, in whichever segment holds it (segments
+    /// zero-filled ahead of need or grown by appends alike).
+    #[test]
+    fn a_cursor_starts_at_the_lsn_asked_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let wal = open(dir.path());
+        let records_total = 3_000u64;
+        for lsn in 1..=records_total {
+            wal.push(lsn, payload(lsn));
+        }
+        wal.wait_durable(records_total).expect("durable");
+        assert!(wal.stats().segments > 1, "the test must cross segments");
+        for from in (1..=records_total).step_by(97).chain([records_total]) {
+            let mut cursor = wal.cursor(from);
+            let got = cursor.next_batch(2).expect("read");
+            assert_eq!(got.first().map(|(lsn, _)| *lsn), Some(from));
+            assert_eq!(got[0].1, payload(from), "record {from} read back changed");
+        }
         wal.shutdown();
     }
 
