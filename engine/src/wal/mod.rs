@@ -227,6 +227,17 @@ struct Shared {
     batches_records_total: AtomicU64,
 }
 
+impl Shared {
+    /// Asks the preparer for a spare, unless one is ready.
+    fn want_spare(&self) {
+        let mut spare = self.spare.lock();
+        if !spare.ready {
+            spare.wanted = true;
+            self.spare_cv.notify_one();
+        }
+    }
+}
+
 /// The spare file's state, shared by the writer and the thread that zero-fills it.
 #[derive(Debug, Default)]
 struct Spare {
@@ -435,7 +446,7 @@ impl Wal {
             })
             .map_err(|e| io_err(&dir, e))?;
         let preparer = if shared.config.preallocating() {
-            shared.spare.lock().wanted = true;
+            shared.want_spare();
             let preparer_shared = shared.clone();
             let spawned = std::thread::Builder::new()
                 .name("wal-preallocate".into())
@@ -851,11 +862,7 @@ impl Writer {
             fs.sync_dir(dir).map_err(|e| e.to_string())?;
         }
         if config.preallocating() {
-            let mut spare = shared.spare.lock();
-            if !spare.ready {
-                spare.wanted = true;
-                shared.spare_cv.notify_one();
-            }
+            shared.want_spare();
         }
         self.shared
             .bytes_on_disk
