@@ -247,7 +247,15 @@ pub fn scan(buf: &[u8], expected_first_lsn: u64) -> Scan {
 /// `from` if there is none. What lies between a damaged spot and this is the damage; the zeros
 /// after it are the segment's unused, zero-filled space.
 pub fn nonzero_end(buf: &[u8], from: usize) -> usize {
-    buf[from..]
+    // Whole blocks first, from the end: a zero-filled segment's tail is tens of MiB, and an OR
+    // over a block compiles to vector instructions where a byte-at-a-time search does not.
+    const BLOCK_BYTES: usize = 4096;
+    let tail = &buf[from..];
+    let mut end = tail.len();
+    while end >= BLOCK_BYTES && tail[end - BLOCK_BYTES..end].iter().fold(0, |a, b| a | b) == 0 {
+        end -= BLOCK_BYTES;
+    }
+    tail[..end]
         .iter()
         .rposition(|b| *b != 0)
         .map_or(from, |last| from + last + 1)
@@ -325,6 +333,31 @@ mod tests {
         assert_eq!(scan.frames.len(), 4);
         assert_eq!(scan.bad.as_ref().map(|(at, _)| *at), Some(data.len()));
         assert_eq!(nonzero_end(&buf, data.len()), file_bytes);
+    }
+
+    /// `nonzero_end` agrees with a plain byte search wherever the last non-zero byte is
+    /// (inside, at the edges of and between its blocks) and whatever `from` is.
+    #[test]
+    fn nonzero_end_finds_the_last_non_zero_byte() {
+        let naive = |buf: &[u8], from: usize| {
+            (from..buf.len())
+                .rev()
+                .find(|at| buf[*at] != 0)
+                .map_or(from, |at| at + 1)
+        };
+        let len = 3 * 4096 + 100;
+        for at in [0, 1, 99, 100, 4095, 4096, 4196, 8191, 8192, 12_387, len - 1] {
+            let mut buf = vec![0u8; len];
+            buf[at] = 7;
+            for from in [0, 1, 100, 4096, 5000, len - 1, len] {
+                assert_eq!(
+                    nonzero_end(&buf, from),
+                    naive(&buf, from),
+                    "non-zero at {at}, from {from}"
+                );
+            }
+        }
+        assert_eq!(nonzero_end(&vec![0u8; len], 10), 10);
     }
 
     #[test]
