@@ -1,6 +1,8 @@
 //! What the run measured: latency from each arrival's *intended* send time (so a stalled
 //! server's backlog counts against it — the coordinated-omission correction of an open loop),
-//! units done, and failures by status code.
+//! units done, and failures by status code. Beside it, each arrival's *send lag*: how late
+//! the generator itself began it (its timer's 1 ms tick, a starved runtime, the in-flight cap),
+//! so a run shows how much of its latency the target never saw.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -40,6 +42,7 @@ impl Outcome {
 /// (microseconds of work at tens of thousands of arrivals a second).
 pub struct Stats {
     histogram: Mutex<Histogram<u64>>,
+    send_lag: Mutex<Histogram<u64>>,
     errors: Mutex<BTreeMap<&'static str, u64>>,
     pub sent: AtomicU64,
     pub done: AtomicU64,
@@ -55,14 +58,17 @@ impl Default for Stats {
 
 impl Stats {
     pub fn new() -> Stats {
-        let histogram = Histogram::new_with_bounds(
-            1,
-            limits::LATENCY_MICROS_MAX,
-            limits::LATENCY_SIGNIFICANT_FIGURES,
-        )
-        .expect("histogram bounds are constants");
+        let histogram = || {
+            Histogram::new_with_bounds(
+                1,
+                limits::LATENCY_MICROS_MAX,
+                limits::LATENCY_SIGNIFICANT_FIGURES,
+            )
+            .expect("histogram bounds are constants")
+        };
         Stats {
-            histogram: Mutex::new(histogram),
+            histogram: Mutex::new(histogram()),
+            send_lag: Mutex::new(histogram()),
             errors: Mutex::new(BTreeMap::new()),
             sent: AtomicU64::new(0),
             done: AtomicU64::new(0),
@@ -92,6 +98,12 @@ impl Stats {
         self.done.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Records how long after its intended send time an arrival began (its first RPC left).
+    pub fn record_send_lag(&self, lag: Duration) {
+        let micros = u64::try_from(lag.as_micros()).unwrap_or(u64::MAX);
+        lock(&self.send_lag).saturating_record(micros.max(1));
+    }
+
     /// p99 so far, for the progress line.
     pub fn p99_micros(&self) -> u64 {
         lock(&self.histogram).value_at_quantile(0.99)
@@ -110,14 +122,8 @@ impl Stats {
             units_failed: self.units_failed.load(Ordering::Relaxed),
             units_ok_per_second: units_ok as f64 / seconds,
             arrivals_per_second: done as f64 / seconds,
-            latency_micros: Latency {
-                p50: h.value_at_quantile(0.50),
-                p90: h.value_at_quantile(0.90),
-                p99: h.value_at_quantile(0.99),
-                p999: h.value_at_quantile(0.999),
-                max: h.max(),
-                mean: h.mean(),
-            },
+            latency_micros: Latency::of(&h),
+            send_lag_micros: Latency::of(&lock(&self.send_lag)),
             errors_by_code: lock(&self.errors)
                 .iter()
                 .map(|(k, v)| (k.to_string(), *v))
@@ -142,6 +148,19 @@ pub struct Latency {
     pub mean: f64,
 }
 
+impl Latency {
+    fn of(h: &Histogram<u64>) -> Latency {
+        Latency {
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+            mean: h.mean(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Measured {
     /// From the first intended send time to the last answer.
@@ -153,6 +172,10 @@ pub struct Measured {
     pub units_ok_per_second: f64,
     pub arrivals_per_second: f64,
     pub latency_micros: Latency,
+    /// How late the generator began each arrival, in microseconds: part of `latency_micros`
+    /// that the target never saw. Large figures mean the load generator, not the target, was
+    /// short of CPU (or held back by the in-flight cap).
+    pub send_lag_micros: Latency,
     /// Failed units by gRPC status code name (peers map theirs onto the same names).
     pub errors_by_code: BTreeMap<String, u64>,
 }

@@ -39,6 +39,13 @@ fn print(s: &Summary) {
         ms(l.p999),
         ms(l.max)
     );
+    let g = &m.send_lag_micros;
+    println!(
+        "  of which the generator's own send lag (ms): p50 {:.3}  p99 {:.3}  max {:.3}",
+        ms(g.p50),
+        ms(g.p99),
+        ms(g.max)
+    );
     for (code, n) in &m.errors_by_code {
         println!("  {code}: {n}");
     }
