@@ -10,6 +10,7 @@
 
 use std::hash::{BuildHasher, Hasher as _};
 
+use compact_str::CompactString;
 use hashbrown::HashTable;
 
 // Seeded per table: keys are client ids, so collisions must not be predictable.
@@ -24,7 +25,9 @@ fn hash_bytes(hasher: &Hasher, bytes: &[u8]) -> u64 {
 
 #[derive(Debug, Clone)]
 pub struct Table<E> {
-    slots: Vec<Option<(String, E)>>,
+    /// Keys of up to 24 bytes live inline in their slot ([`CompactString`]): a lookup that
+    /// finds its slot compares the key there, without one more cache miss into the heap.
+    slots: Vec<Option<(CompactString, E)>>,
     /// The hash of each full slot's key, by slot: the index grows and entries leave it
     /// without hashing a key again (or reaching into the key's heap bytes, a cache miss per
     /// entry when a table of a million ids doubles).
@@ -95,7 +98,7 @@ impl<E> Table<E> {
 
     /// Inserts or replaces the entity under `key`; returns its slot.
     /// `key` may be borrowed (copied only if new) or owned (moved in).
-    pub fn insert<K: AsRef<str> + Into<String>>(&mut self, key: K, entity: E) -> usize {
+    pub fn insert<K: AsRef<str> + Into<CompactString>>(&mut self, key: K, entity: E) -> usize {
         let hash = self.hash(key.as_ref().as_bytes());
         let slots = &self.slots;
         let found = self
@@ -115,7 +118,7 @@ impl<E> Table<E> {
     /// `version`), keeping the newer one; returns the slot and whether `entity` was kept. For
     /// snapshot restore: a fuzzy cut can hold one id twice (an object that ended, was
     /// forgotten and had its id reused while the cut ran).
-    pub fn insert_newest<K: AsRef<str> + Into<String>>(
+    pub fn insert_newest<K: AsRef<str> + Into<CompactString>>(
         &mut self,
         key: K,
         entity: E,
@@ -136,7 +139,11 @@ impl<E> Table<E> {
 
     /// Inserts an entity whose key the caller has just looked up and not found (one lookup
     /// fewer than [`Table::insert`]); returns its slot.
-    pub fn insert_absent<K: AsRef<str> + Into<String>>(&mut self, key: K, entity: E) -> usize {
+    pub fn insert_absent<K: AsRef<str> + Into<CompactString>>(
+        &mut self,
+        key: K,
+        entity: E,
+    ) -> usize {
         debug_assert!(
             !self.contains(key.as_ref()),
             "insert_absent of a present key"
@@ -144,7 +151,7 @@ impl<E> Table<E> {
         self.insert_hashed(self.hash(key.as_ref().as_bytes()), key, entity)
     }
 
-    fn insert_hashed(&mut self, hash: u64, key: impl Into<String>, entity: E) -> usize {
+    fn insert_hashed(&mut self, hash: u64, key: impl Into<CompactString>, entity: E) -> usize {
         let slot = match self.vacant.pop() {
             Some(slot) => slot,
             None => {
@@ -258,18 +265,29 @@ mod tests {
             "k".to_string(),
             "x".repeat(22),
             "y".repeat(23),
+            // The inline capacity's edge: 24 bytes live in the slot, 25 on the heap.
+            "v".repeat(24),
+            "w".repeat(25),
             "z".repeat(64),
             "wärme-€-✓".to_string(),
             "x".repeat(21),
         ];
         for (i, k) in keys.iter().enumerate() {
-            assert_eq!(t.insert(k.as_str(), i), i);
+            // Borrowed and owned keys alike.
+            let slot = if i % 2 == 0 {
+                t.insert(k.as_str(), i)
+            } else {
+                t.insert(k.clone(), i)
+            };
+            assert_eq!(slot, i);
         }
         for (i, k) in keys.iter().enumerate() {
             assert_eq!(t.get(k), Some(&i), "{k}");
             assert_eq!(t.slot(i), Some((k.as_str(), &i)));
         }
         assert_eq!(t.get(&"x".repeat(23)), None);
+        assert_eq!(t.get(&"v".repeat(25)), None);
+        assert_eq!(t.get(&"w".repeat(24)), None);
         assert_eq!(t.remove(&keys[3]), Some(3));
         assert_eq!(t.get(&keys[3]), None);
         assert_eq!(t.iter().count(), keys.len() - 1);
