@@ -66,6 +66,10 @@ struct Args {
     /// Zero-fill WAL segments ahead of need (`engine.preallocate_segments`); `false` appends.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     preallocate_segments: bool,
+    /// Let the kernel back the process's memory with transparent huge pages
+    /// (`transparent_huge_pages`); `false`, as `inventoryd` ships, turns them off at start.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    transparent_huge_pages: bool,
     /// Write the summary as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -299,6 +303,9 @@ fn server_runtime(threads: usize) -> tokio::runtime::Runtime {
 
 fn main() {
     let args = Args::parse();
+    if !args.transparent_huge_pages {
+        server::memory::disable_transparent_huge_pages().expect("prctl(PR_SET_THP_DISABLE)");
+    }
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -25,6 +25,10 @@ pub struct Config {
     pub insecure: bool,
     /// `tracing` filter (`RUST_LOG` syntax) used when `RUST_LOG` is not set.
     pub log: String,
+    /// Let the kernel back this process's memory with transparent huge pages. Off by default:
+    /// a fault on a huge page zeroes (or compacts memory for) 2 MiB under the request that
+    /// touched it (BENCHMARKS.md, Load test, session 11).
+    pub transparent_huge_pages: bool,
     pub engine: EngineSettings,
     pub limits: LimitSettings,
     pub orders: OrderSettings,
@@ -263,6 +267,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             insecure: false,
             log: "info".into(),
+            transparent_huge_pages: false,
             engine: EngineSettings::default(),
             limits: LimitSettings::default(),
             orders: OrderSettings::default(),
@@ -443,6 +448,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("INVENTORY_DATA_DIR", "data_dir"),
     ("INVENTORY_INSECURE", "insecure (true/false)"),
     ("INVENTORY_LOG", "log"),
+    (
+        "INVENTORY_TRANSPARENT_HUGE_PAGES",
+        "transparent_huge_pages (true/false)",
+    ),
     ("INVENTORY_SHARDS", "engine.shards"),
     ("INVENTORY_SYNC", "engine.sync"),
     (
@@ -645,6 +654,10 @@ impl Config {
         if let Some(v) = get("INVENTORY_LOG") {
             self.log = v;
         }
+        set!(
+            "INVENTORY_TRANSPARENT_HUGE_PAGES",
+            self.transparent_huge_pages
+        );
         set!("INVENTORY_SHARDS", self.engine.shards);
         if let Some(v) = get("INVENTORY_SYNC") {
             self.engine.sync = v;

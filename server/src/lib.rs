@@ -7,6 +7,7 @@ pub mod config;
 pub mod convert;
 pub mod gate;
 pub mod limits;
+pub mod memory;
 pub mod metrics;
 pub mod net;
 pub mod service;

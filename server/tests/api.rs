@@ -482,6 +482,31 @@ async fn every_service_is_served_and_health_and_reflection_work() {
     }
 }
 
+/// The kernel's view of the process (`THP_enabled` in /proc/PID/status): 0 when the
+/// process turned transparent huge pages off.
+fn thp_enabled(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("no THP_enabled line in:\n{status}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transparent_huge_pages_are_off_unless_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let off = Server::start(&dir.path().join("off"), Opts::default());
+    assert_eq!(thp_enabled(off.pid()), "0");
+    let on = Server::start(
+        &dir.path().join("on"),
+        Opts::default().env("INVENTORY_TRANSPARENT_HUGE_PAGES", "true"),
+    );
+    // As the kernel gives any process that did not opt out (this test's own, say): "1" where
+    // the kernel has transparent huge pages at all.
+    assert_eq!(thp_enabled(on.pid()), thp_enabled(std::process::id()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_endpoint_counts_requests() {
     let dir = tempfile::tempdir().unwrap();
