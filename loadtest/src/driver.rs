@@ -61,9 +61,9 @@ where
         tasks.spawn(async move {
             // The task's first poll is when the arrival really leaves: after the timer's
             // tick, the permit and the runtime's queue.
-            stats_task.record_send_lag(due.elapsed());
+            let send_lag = due.elapsed();
             let outcome = fut.await;
-            stats_task.record(due.elapsed(), outcome);
+            stats_task.record(send_lag, due.elapsed(), outcome);
             drop(permit);
         });
         // Reap finished tasks as we go so the set holds only what is in flight.

@@ -38,11 +38,16 @@ impl Outcome {
     }
 }
 
-/// Shared by every request task; the histogram sits behind a mutex taken once per arrival
+/// The two timings of every arrival, in microseconds: recorded together, under one lock.
+struct Histograms {
+    latency: Histogram<u64>,
+    send_lag: Histogram<u64>,
+}
+
+/// Shared by every request task; the histograms sit behind a mutex taken once per arrival
 /// (microseconds of work at tens of thousands of arrivals a second).
 pub struct Stats {
-    histogram: Mutex<Histogram<u64>>,
-    send_lag: Mutex<Histogram<u64>>,
+    histograms: Mutex<Histograms>,
     errors: Mutex<BTreeMap<&'static str, u64>>,
     pub sent: AtomicU64,
     pub done: AtomicU64,
@@ -67,8 +72,10 @@ impl Stats {
             .expect("histogram bounds are constants")
         };
         Stats {
-            histogram: Mutex::new(histogram()),
-            send_lag: Mutex::new(histogram()),
+            histograms: Mutex::new(Histograms {
+                latency: histogram(),
+                send_lag: histogram(),
+            }),
             errors: Mutex::new(BTreeMap::new()),
             sent: AtomicU64::new(0),
             done: AtomicU64::new(0),
@@ -77,15 +84,20 @@ impl Stats {
         }
     }
 
-    /// Records an arrival that took `latency` from its intended send time. An arrival that had
-    /// nothing to send (a user whose hold was refused) is counted as done, not timed.
-    pub fn record(&self, latency: Duration, outcome: Outcome) {
+    /// Records an arrival that began `send_lag` after its intended send time (its first RPC
+    /// left then) and took `latency` from that intended time. An arrival that had nothing to
+    /// send (a user whose hold was refused) is counted as done, not timed.
+    pub fn record(&self, send_lag: Duration, latency: Duration, outcome: Outcome) {
         if outcome.ok == 0 && outcome.failed.is_empty() {
             self.done.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        lock(&self.histogram).saturating_record(micros.max(1));
+        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
+        {
+            let mut h = lock(&self.histograms);
+            h.latency.saturating_record(micros(latency));
+            h.send_lag.saturating_record(micros(send_lag));
+        }
         self.units_ok.fetch_add(outcome.ok, Ordering::Relaxed);
         if !outcome.failed.is_empty() {
             self.units_failed
@@ -98,19 +110,13 @@ impl Stats {
         self.done.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Records how long after its intended send time an arrival began (its first RPC left).
-    pub fn record_send_lag(&self, lag: Duration) {
-        let micros = u64::try_from(lag.as_micros()).unwrap_or(u64::MAX);
-        lock(&self.send_lag).saturating_record(micros.max(1));
-    }
-
     /// p99 so far, for the progress line.
     pub fn p99_micros(&self) -> u64 {
-        lock(&self.histogram).value_at_quantile(0.99)
+        lock(&self.histograms).latency.value_at_quantile(0.99)
     }
 
     pub fn summary(&self, elapsed: Duration) -> Measured {
-        let h = lock(&self.histogram);
+        let h = lock(&self.histograms);
         let seconds = elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
         let units_ok = self.units_ok.load(Ordering::Relaxed);
         let done = self.done.load(Ordering::Relaxed);
@@ -122,8 +128,8 @@ impl Stats {
             units_failed: self.units_failed.load(Ordering::Relaxed),
             units_ok_per_second: units_ok as f64 / seconds,
             arrivals_per_second: done as f64 / seconds,
-            latency_micros: Latency::of(&h),
-            send_lag_micros: Latency::of(&lock(&self.send_lag)),
+            latency_micros: Latency::of(&h.latency),
+            send_lag_micros: Latency::of(&h.send_lag),
             errors_by_code: lock(&self.errors)
                 .iter()
                 .map(|(k, v)| (k.to_string(), *v))
@@ -222,9 +228,13 @@ mod tests {
     fn summary_counts_and_orders_percentiles() {
         let stats = Stats::new();
         for ms in 1..=1000u64 {
-            stats.record(Duration::from_millis(ms), Outcome::ok(1));
+            stats.record(Duration::ZERO, Duration::from_millis(ms), Outcome::ok(1));
         }
-        stats.record(Duration::from_millis(5), Outcome::failed("UNAVAILABLE"));
+        stats.record(
+            Duration::ZERO,
+            Duration::from_millis(5),
+            Outcome::failed("UNAVAILABLE"),
+        );
         let m = stats.summary(Duration::from_secs(1));
         assert_eq!(m.units_ok, 1000);
         assert_eq!(m.units_failed, 1);

@@ -303,9 +303,8 @@ fn server_runtime(threads: usize) -> tokio::runtime::Runtime {
 
 fn main() {
     let args = Args::parse();
-    if !args.transparent_huge_pages {
-        server::memory::disable_transparent_huge_pages().expect("prctl(PR_SET_THP_DISABLE)");
-    }
+    server::memory::apply_transparent_huge_pages(args.transparent_huge_pages)
+        .expect("prctl(PR_SET_THP_DISABLE)");
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -8,6 +8,17 @@
 //! pages, 14–31 ms without (BENCHMARKS.md, Load test, session 11). Throughput did not suffer
 //! (`ExecuteBatch` 1.15× without them).
 
+/// Applies the `transparent_huge_pages` setting to this process: nothing when they are
+/// allowed, else [`disable_transparent_huge_pages`]. Call it first thing in `main`, before the
+/// runtime and the engine allocate.
+pub fn apply_transparent_huge_pages(allowed: bool) -> std::io::Result<()> {
+    if allowed {
+        Ok(())
+    } else {
+        disable_transparent_huge_pages()
+    }
+}
+
 /// Turns transparent huge pages off for this process (`prctl(PR_SET_THP_DISABLE)`): every
 /// later fault maps a 4 KiB page, whatever the allocator advised. Pages already mapped stay.
 pub fn disable_transparent_huge_pages() -> std::io::Result<()> {

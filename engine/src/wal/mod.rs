@@ -365,7 +365,6 @@ impl Wal {
                 } else {
                     fs.truncate(&seg.path, scan.valid_bytes as u64)
                         .map_err(|e| io_err(&seg.path, e))?;
-                    valid_bytes = scan.valid_bytes as u64;
                 }
                 file_bytes = valid_bytes;
                 fs.sync_dir(&dir).map_err(|e| io_err(&dir, e))?;
@@ -864,13 +863,10 @@ impl Writer {
         if config.preallocating() {
             shared.want_spare();
         }
-        self.shared
+        shared
             .bytes_on_disk
             .fetch_add(HEADER_BYTES as u64, Ordering::Relaxed);
-        self.shared
-            .segments
-            .lock()
-            .push(SegmentInfo { first_lsn, path });
+        shared.segments.lock().push(SegmentInfo { first_lsn, path });
         self.current = Some(OpenSegment {
             file,
             bytes: HEADER_BYTES as u64,

@@ -109,12 +109,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    if !config.transparent_huge_pages {
-        // Before the runtime and the engine allocate: the pages they fault in are 4 KiB.
-        match server::memory::disable_transparent_huge_pages() {
-            Ok(()) => tracing::debug!("transparent huge pages off for this process"),
-            Err(e) => tracing::warn!(error = %e, "could not turn transparent huge pages off"),
-        }
+    if let Err(e) = server::memory::apply_transparent_huge_pages(config.transparent_huge_pages) {
+        tracing::warn!(error = %e, "could not turn transparent huge pages off");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
