@@ -5,8 +5,17 @@ use std::sync::Arc;
 
 use engine::{Engine, EngineConfig, Line, Op, SyncMode, SystemClock};
 
-/// An engine with `skus` products of ample stock.
+/// The memory policy `inventoryd` ships with (`engine::memory`): transparent huge pages off,
+/// unless `TRANSPARENT_HUGE_PAGES=true` asks to measure with them. Every bench reaches it
+/// through [`engine_with_stock`] before its ledger grows (the flag governs later page faults).
+pub fn memory_as_shipped() {
+    let allowed = std::env::var("TRANSPARENT_HUGE_PAGES").is_ok_and(|v| v == "true");
+    engine::memory::apply_transparent_huge_pages(allowed).expect("prctl(PR_SET_THP_DISABLE)");
+}
+
+/// An engine with `skus` products of ample stock, in a process under [`memory_as_shipped`].
 pub fn engine_with_stock(dir: &Path, sync: SyncMode, shards: usize, skus: usize) -> Arc<Engine> {
+    memory_as_shipped();
     let mut config = EngineConfig::new(dir);
     config.wal.sync = sync;
     config.shards = shards;

@@ -8,6 +8,7 @@ pub mod error;
 pub mod event;
 pub mod ledger;
 pub mod limits;
+pub mod memory;
 pub mod model;
 pub mod orders;
 pub mod snapshot;
