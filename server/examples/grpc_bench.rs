@@ -303,7 +303,7 @@ fn server_runtime(threads: usize) -> tokio::runtime::Runtime {
 
 fn main() {
     let args = Args::parse();
-    server::memory::apply_transparent_huge_pages(args.transparent_huge_pages)
+    engine::memory::apply_transparent_huge_pages(args.transparent_huge_pages)
         .expect("prctl(PR_SET_THP_DISABLE)");
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -7,9 +7,6 @@ pub mod config;
 pub mod convert;
 pub mod gate;
 pub mod limits;
-/// The process's memory policy lives in the engine, so that the in-process benches measure the
-/// engine under the policy `inventoryd` ships with.
-pub use engine::memory;
 pub mod metrics;
 pub mod net;
 pub mod service;

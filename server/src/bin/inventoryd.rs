@@ -109,7 +109,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    if let Err(e) = server::memory::apply_transparent_huge_pages(config.transparent_huge_pages) {
+    if let Err(e) = engine::memory::apply_transparent_huge_pages(config.transparent_huge_pages) {
         tracing::warn!(error = %e, "could not turn transparent huge pages off");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
