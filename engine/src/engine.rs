@@ -26,6 +26,7 @@ use crate::ledger::alerting;
 use crate::ledger::apply::{self, At, Ctx, Locked};
 use crate::ledger::decide::{self, Decision};
 use crate::ledger::shard::{Retention, Router, Shard, SkuCell};
+use crate::ledger::shard_lock::ShardMutex;
 use crate::ledger::shard_set::ShardSet;
 use crate::ledger::validate;
 use crate::limits;
@@ -120,7 +121,7 @@ pub struct EngineStats {
 }
 
 pub struct Engine {
-    pub(crate) shards: Box<[Mutex<Shard>]>,
+    pub(crate) shards: Box<[ShardMutex<Shard>]>,
     pub(crate) router: Router,
     pub(crate) index: SkipMap<String, Arc<SkuCell>>,
     /// The last LSN drawn (records up to it exist in memory; durable_lsn trails it).
@@ -176,7 +177,7 @@ impl Engine {
         };
         let mut engine = Engine {
             shards: (0..config.shards)
-                .map(|_| Mutex::new(Shard::default()))
+                .map(|_| ShardMutex::new(Shard::default()))
                 .collect(),
             router: Router::new(config.shards),
             index: SkipMap::new(),

@@ -14,13 +14,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_skiplist::SkipMap;
-use parking_lot::MutexGuard;
 use smallvec::SmallVec;
 
 use super::shard::{
     IdKind, ProductInfo, ReservationEntry, Retention, Router, Shard, SkuCell, SkuEntry, Stamp,
     StockOpEntry,
 };
+use super::shard_lock::ShardGuard;
 use super::shard_set::ShardSet;
 use crate::event::Event;
 use crate::limits;
@@ -58,7 +58,7 @@ impl At {
 pub struct Locked<'a> {
     /// Ascending by shard. Inline for the common case (an op touches a handful of shards):
     /// locking allocates nothing.
-    pub guards: SmallVec<[(usize, MutexGuard<'a, Shard>); 4]>,
+    pub guards: SmallVec<[(usize, ShardGuard<'a, Shard>); 4]>,
 }
 
 impl Locked<'_> {

@@ -7,6 +7,7 @@ pub mod apply_orders;
 pub mod decide;
 pub mod decide_orders;
 pub mod shard;
+pub mod shard_lock;
 pub mod shard_set;
 pub mod table;
 pub mod validate;
