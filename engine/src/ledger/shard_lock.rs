@@ -3,10 +3,15 @@
 //! A shard is held for the in-memory part of one op — a few microseconds — so a thread that
 //! finds it taken nearly always gets it soon. parking_lot spins only briefly before it parks
 //! on a futex, and a park costs a sleep, a wake-up syscall from the unlocking thread and two
-//! context switches: more than the op itself. Waiters here spin (with the CPU's pause hint)
-//! for up to [`SHARD_LOCK_SPIN_NANOS_MAX`] first, then fall back to parking_lot's own lock,
+//! context switches: more than the op itself. A waiter here spins (with the CPU's pause hint)
+//! for up to [`SHARD_LOCK_SPIN_NANOS_MAX`] first, then falls back to parking_lot's own lock,
 //! which parks. Fairness and the unlock path are parking_lot's.
+//!
+//! One waiter per shard spins; the others park at once. With many more threads than cores (a
+//! benchmark's 128 blocking submitters) spinners burn the CPU that a preempted holder — or the
+//! WAL writer — needs; one spinner is what two cores can use, and the spin is kept short.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use lock_api::{GuardSend, RawMutex as _};
@@ -16,55 +21,69 @@ use crate::limits::SHARD_LOCK_SPIN_NANOS_MAX;
 /// Spin attempts between two reads of the clock: the clock costs more than a pause.
 const SPINS_PER_CLOCK_READ: u32 = 64;
 
-pub struct SpinThenPark(parking_lot::RawMutex);
+pub struct SpinThenPark {
+    inner: parking_lot::RawMutex,
+    /// Some waiter is spinning.
+    spinner: AtomicBool,
+}
 
 // SAFETY: every method delegates to parking_lot's RawMutex, which upholds the trait's contract;
-// the spin only calls its `try_lock` and `is_locked`.
+// the spin only calls its `try_lock` and `is_locked` (the `spinner` flag guards nothing but
+// the spin itself).
 #[allow(unsafe_code)]
 unsafe impl lock_api::RawMutex for SpinThenPark {
     #[allow(clippy::declare_interior_mutable_const)]
-    const INIT: Self = Self(parking_lot::RawMutex::INIT);
+    const INIT: Self = Self {
+        inner: parking_lot::RawMutex::INIT,
+        spinner: AtomicBool::new(false),
+    };
     type GuardMarker = GuardSend;
 
     fn lock(&self) {
-        if self.0.try_lock() || self.spin() {
+        if self.inner.try_lock() || self.spin() {
             return;
         }
-        self.0.lock();
+        self.inner.lock();
     }
 
     fn try_lock(&self) -> bool {
-        self.0.try_lock()
+        self.inner.try_lock()
     }
 
     #[allow(unsafe_code)]
     unsafe fn unlock(&self) {
         // SAFETY: the caller holds the lock (the trait's contract), so the inner mutex is held.
-        unsafe { self.0.unlock() }
+        unsafe { self.inner.unlock() }
     }
 
     fn is_locked(&self) -> bool {
-        self.0.is_locked()
+        self.inner.is_locked()
     }
 }
 
 impl SpinThenPark {
-    /// Waits for the mutex without sleeping, for a bounded time. True if it took it.
+    /// Waits for the mutex without sleeping, for a bounded time, unless another waiter
+    /// already does. True if it took the mutex.
     fn spin(&self) -> bool {
+        if self.spinner.swap(true, Ordering::Acquire) {
+            return false;
+        }
         let start = Instant::now();
-        loop {
+        let took = 'spin: loop {
             for _ in 0..SPINS_PER_CLOCK_READ {
                 std::hint::spin_loop();
                 // Read before trying: a failed compare-and-swap takes the cache line away
                 // from the holder.
-                if !self.0.is_locked() && self.0.try_lock() {
-                    return true;
+                if !self.inner.is_locked() && self.inner.try_lock() {
+                    break 'spin true;
                 }
             }
             if start.elapsed().as_nanos() >= u128::from(SHARD_LOCK_SPIN_NANOS_MAX) {
-                return false;
+                break false;
             }
-        }
+        };
+        self.spinner.store(false, Ordering::Release);
+        took
     }
 }
 
