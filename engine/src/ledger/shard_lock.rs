@@ -1,6 +1,6 @@
-//! The shard mutex: parking_lot's raw mutex behind a longer spin.
+//! The shard mutex: parking_lot's raw mutex, with a short spin of its own before it parks.
 //!
-//! A shard is held for the in-memory part of one op — a few microseconds — so a thread that
+//! A shard is held for the in-memory part of one op — about a microsecond — so a thread that
 //! finds it taken nearly always gets it soon. parking_lot spins only briefly before it parks
 //! on a futex, and a park costs a sleep, a wake-up syscall from the unlocking thread and two
 //! context switches: more than the op itself. A waiter here spins (with the CPU's pause hint)
