@@ -100,7 +100,7 @@ pub const CONSUMERS_MAX: usize = 16;
 /// How long a thread that finds a shard locked spins before it sleeps in the kernel
 /// (nanoseconds). An op holds a shard for about a microsecond; parking_lot alone gives up
 /// after well under one and parks, and the futex sleep and wake-up then cost more than the op
-/// — on one hot SKU, two threads ran at half one thread's rate. Short, because a holder that
+/// — on one hot SKU, two threads ran at ~0.6× one thread's rate. Short, because a holder that
 /// was preempted will not let go soon: at 20 µs, 128 blocking submitters on 2 cores ran 1.3×
 /// slower per op than with no spin; at 4 µs, within the noise (BENCHMARKS.md, session 13).
 pub const SHARD_LOCK_SPIN_NANOS_MAX: u64 = 4_000;
