@@ -11,6 +11,7 @@ pub mod limits;
 pub mod memory;
 pub mod model;
 pub mod orders;
+pub mod sched;
 pub mod snapshot;
 pub mod wal;
 

@@ -80,6 +80,15 @@ pub const GROUP_COMMIT_DELAY_RECORDS_MIN: usize = 4;
 /// records (every submitter was waiting for that commit, so nobody else was coming), this many
 /// commits are written without it before it is tried again.
 pub const GROUP_COMMIT_DELAY_BACKOFF_COMMITS: u32 = 256;
+/// The CPU slice, in microseconds, that the threads a reply waits on ask the kernel for when
+/// `thread_slice_micros` is set ([`crate::sched`]): the kernel clamps a fair thread's slice to
+/// 0.1–100 ms. 0, the default, leaves the kernel's (1.4 ms here). A trade, measured on 2 cores
+/// (BENCHMARKS.md, Load test, session 14): at 100 µs the p99 of flash-sale holds at half
+/// capacity fell ~0.7× (lower in 12 of 16 pairs), while a saturated server spent ~1.15× the CPU
+/// per unary call (the extra preemptions).
+pub const THREAD_SLICE_MICROS_DEFAULT: u64 = 0;
+pub const THREAD_SLICE_MICROS_MIN: u64 = 100;
+pub const THREAD_SLICE_MICROS_MAX: u64 = 100_000;
 /// Records queued for the WAL writer but not yet written; submitters wait (back-pressure) beyond.
 pub const WAL_QUEUE_RECORDS_MAX: usize = 1 << 20;
 

@@ -92,8 +92,9 @@ impl Exporter {
             std::thread::Builder::new()
                 .name("exporter".into())
                 .spawn(move || {
-                    // Before the store opens, so that DuckDB's workers inherit it.
+                    // Before the store opens, so that DuckDB's workers inherit them.
                     lower_priority(config.nice);
+                    engine::sched::use_default_slice("exporter");
                     if let Some(store) = open_store(&config.store, &shared) {
                         run(store, &engine, &snapshotter, &shared, pace);
                     }

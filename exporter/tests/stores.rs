@@ -234,6 +234,19 @@ fn a_store_rebuilt_from_a_snapshot_matches_the_engine() {
     );
 }
 
+/// The ids of this process's threads named `name` (Linux `/proc`).
+fn thread_ids(name: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| {
+            let dir = task.ok()?.path();
+            let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+            (comm.trim_end() == name).then_some(())?;
+            dir.file_name()?.to_str()?.parse().ok()
+        })
+        .collect()
+}
+
 /// The nice values of this process's threads named `name` (Linux `/proc`).
 fn thread_nice_values(name: &str) -> Vec<i32> {
     let mut out = Vec::new();
@@ -257,23 +270,29 @@ fn thread_nice_values(name: &str) -> Vec<i32> {
     out
 }
 
+/// Started from a thread with a short CPU slice (as the server starts it from a runtime thread
+/// when `thread_slice_micros` is set), the export must not inherit that slice.
+const STARTER_SLICE_MICROS: u64 = 300;
+
 #[test]
-fn the_exporter_thread_runs_at_its_configured_nice_value() {
+fn the_exporter_thread_runs_at_its_configured_nice_value_and_the_default_slice() {
     let dir = tempfile::tempdir().unwrap();
     let o = open(&dir.path().join("data"));
     workload(&o, 5);
-    let duck = exporter::Exporter::start(
-        exporter::ExporterConfig {
-            store: StoreConfig::DuckDb {
-                path: dir.path().join("analytics.duckdb"),
-            },
-            batch_records: 64,
-            nice: 7,
-            batch_interval_millis: exporter::limits::BATCH_INTERVAL_MILLIS_DEFAULT,
+    let config = exporter::ExporterConfig {
+        store: StoreConfig::DuckDb {
+            path: dir.path().join("analytics.duckdb"),
         },
-        o.engine.clone(),
-        o.snapshotter.clone(),
-    )
+        batch_records: 64,
+        nice: 7,
+        batch_interval_millis: exporter::limits::BATCH_INTERVAL_MILLIS_DEFAULT,
+    };
+    let (engine, snapshotter) = (o.engine.clone(), o.snapshotter.clone());
+    let duck = std::thread::spawn(move || {
+        engine::sched::set_current_thread_slice(STARTER_SLICE_MICROS).unwrap();
+        exporter::Exporter::start(config, engine, snapshotter).unwrap()
+    })
+    .join()
     .unwrap();
     // Caught up: the thread has lowered its priority (before opening the store) and exported.
     caught_up(&duck, &o.engine);
@@ -282,6 +301,14 @@ fn the_exporter_thread_runs_at_its_configured_nice_value() {
     assert!(
         found.contains(&7),
         "exporter threads' nice values: {found:?}"
+    );
+    let slices: Vec<u64> = thread_ids("exporter")
+        .into_iter()
+        .filter_map(|tid| engine::sched::thread_slice_micros(tid).ok())
+        .collect();
+    assert!(
+        !slices.is_empty() && !slices.contains(&STARTER_SLICE_MICROS),
+        "exporter threads' slices (µs): {slices:?}"
     );
     duck.stop();
 }

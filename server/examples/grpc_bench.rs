@@ -70,6 +70,10 @@ struct Args {
     /// (`transparent_huge_pages`); `false`, as `inventoryd` ships, turns them off at start.
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     transparent_huge_pages: bool,
+    /// The CPU slice the server's threads ask for (`thread_slice_micros`; 0: the kernel's
+    /// default, as shipped).
+    #[arg(long, default_value_t = engine::limits::THREAD_SLICE_MICROS_DEFAULT)]
+    thread_slice_micros: u64,
     /// Write the summary as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -293,12 +297,9 @@ async fn channels(addr: SocketAddr, n: usize) -> Vec<Channel> {
     out
 }
 
-fn server_runtime(threads: usize) -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .unwrap()
+/// A server's runtime as `inventoryd` builds it (the echo gets the same, to stay the ceiling).
+fn server_runtime(args: &Args) -> tokio::runtime::Runtime {
+    server::runtime::build(Some(args.server_threads), args.thread_slice_micros).unwrap()
 }
 
 fn main() {
@@ -312,7 +313,7 @@ fn main() {
         .unwrap();
 
     // 1. The ceiling: a tonic echo (health Check) with no auth, no engine.
-    let echo_rt = server_runtime(args.server_threads);
+    let echo_rt = server_runtime(&args);
     let echo_listener = echo_rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
@@ -348,10 +349,11 @@ fn main() {
     config.engine.sync = args.sync.clone();
     config.engine.group_commit_delay_micros = args.group_commit_delay_micros;
     config.engine.preallocate_segments = args.preallocate_segments;
+    config.thread_slice_micros = args.thread_slice_micros;
     config.exporter.enabled = args.exporter;
     config.notifier.enabled = args.notifier;
     config.exporter.batch_interval_millis = args.exporter_batch_interval_millis;
-    let server_rt = server_runtime(args.server_threads);
+    let server_rt = server_runtime(&args);
     let opened = server::open_engine(&config).unwrap();
     let engine = opened.engine.clone();
     let listener = server_rt

@@ -29,6 +29,10 @@ pub struct Config {
     /// a fault on a huge page zeroes (or compacts memory for) 2 MiB under the request that
     /// touched it (BENCHMARKS.md, Load test, session 11).
     pub transparent_huge_pages: bool,
+    /// The CPU slice, in microseconds, that the threads a reply waits on ask the kernel for —
+    /// the runtime's threads and the WAL writer (`engine::sched`). 0, the default, leaves the
+    /// kernel's: a short slice lowers tail latency and costs CPU at saturation.
+    pub thread_slice_micros: u64,
     pub engine: EngineSettings,
     pub limits: LimitSettings,
     pub orders: OrderSettings,
@@ -268,6 +272,7 @@ impl Default for Config {
             insecure: false,
             log: "info".into(),
             transparent_huge_pages: false,
+            thread_slice_micros: engine::limits::THREAD_SLICE_MICROS_DEFAULT,
             engine: EngineSettings::default(),
             limits: LimitSettings::default(),
             orders: OrderSettings::default(),
@@ -452,6 +457,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "INVENTORY_TRANSPARENT_HUGE_PAGES",
         "transparent_huge_pages (true/false)",
     ),
+    ("INVENTORY_THREAD_SLICE_MICROS", "thread_slice_micros"),
     ("INVENTORY_SHARDS", "engine.shards"),
     ("INVENTORY_SYNC", "engine.sync"),
     (
@@ -658,6 +664,7 @@ impl Config {
             "INVENTORY_TRANSPARENT_HUGE_PAGES",
             self.transparent_huge_pages
         );
+        set!("INVENTORY_THREAD_SLICE_MICROS", self.thread_slice_micros);
         set!("INVENTORY_SHARDS", self.engine.shards);
         if let Some(v) = get("INVENTORY_SYNC") {
             self.engine.sync = v;
@@ -828,6 +835,17 @@ impl Config {
         self.notifier_config()?;
         self.exporter_config()?;
         self.recovery_mode()?;
+        let slice = self.thread_slice_micros;
+        let slices =
+            engine::limits::THREAD_SLICE_MICROS_MIN..=engine::limits::THREAD_SLICE_MICROS_MAX;
+        if slice != 0 && !slices.contains(&slice) {
+            // The kernel would clamp it: a value outside its bounds is a mistake worth naming.
+            return Err(format!(
+                "thread_slice_micros = {slice} must be 0 (the kernel's default) or {}..={}",
+                slices.start(),
+                slices.end()
+            ));
+        }
         if self.engine.shards > engine::limits::SHARDS_MAX {
             return Err(format!(
                 "engine.shards = {} exceeds the maximum of {}",
@@ -939,6 +957,7 @@ impl Config {
         c.wal.group_commit_delay_micros = self.engine.group_commit_delay_micros;
         c.wal.segment_bytes = self.engine.segment_bytes;
         c.wal.preallocate = self.engine.preallocate_segments;
+        c.wal.writer_slice_micros = self.thread_slice_micros;
         c.ttl_default_seconds = self.engine.ttl_default_seconds;
         c.id_retention_seconds = self.engine.id_retention_seconds;
         c.id_retention_count = self.engine.id_retention_count;
@@ -1180,6 +1199,22 @@ mod tests {
                 .err()
                 .unwrap_or_else(|| panic!("nice = {bad} accepted"));
             assert!(err.contains("exporter.nice"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_thread_slice_reaches_the_wal_writer_and_a_bad_one_is_named() {
+        let shipped = Config::from_toml("").unwrap();
+        assert_eq!(shipped.thread_slice_micros, 0);
+        assert_eq!(shipped.engine_config().unwrap().wal.writer_slice_micros, 0);
+        let env = |n: &str| (n == "INVENTORY_THREAD_SLICE_MICROS").then(|| "100".to_string());
+        let c = Config::load(None, env, &Overrides::default()).unwrap();
+        assert_eq!(c.engine_config().unwrap().wal.writer_slice_micros, 100);
+        for bad in [50, engine::limits::THREAD_SLICE_MICROS_MAX + 1] {
+            let err = Config::from_toml(&format!("thread_slice_micros = {bad}\n"))
+                .and_then(|c| c.validate())
+                .expect_err("a slice the kernel would clamp accepted");
+            assert!(err.contains("thread_slice_micros"), "{err}");
         }
     }
 

@@ -9,6 +9,7 @@ pub mod gate;
 pub mod limits;
 pub mod metrics;
 pub mod net;
+pub mod runtime;
 pub mod service;
 pub mod watch;
 pub mod watch_order;

@@ -310,7 +310,10 @@ impl Snapshotter {
         let this = self.clone();
         let handle = std::thread::Builder::new()
             .name("snapshotter".into())
-            .spawn(move || this.periodic(engine))
+            .spawn(move || {
+                engine::sched::use_default_slice("snapshotter");
+                this.periodic(engine)
+            })
             .expect("spawn snapshotter");
         *self.worker.lock() = Some(handle);
     }

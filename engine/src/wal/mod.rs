@@ -70,6 +70,10 @@ pub struct WalConfig {
     /// without fsync there is no journal commit to save). Off for file systems that never
     /// overwrite in place (copy-on-write: btrfs, ZFS), where it would only double the writes.
     pub preallocate: bool,
+    /// The writer thread's CPU slice ([`crate::sched`]; 0: the kernel's default), so that it
+    /// runs as soon as an fsync returns instead of after another thread's slice (see
+    /// [`limits::THREAD_SLICE_MICROS_DEFAULT`]).
+    pub writer_slice_micros: u64,
 }
 
 impl WalConfig {
@@ -83,6 +87,7 @@ impl WalConfig {
             group_commit_delay_micros: limits::GROUP_COMMIT_DELAY_MICROS_DEFAULT,
             recovery: RecoveryMode::Strict,
             preallocate: true,
+            writer_slice_micros: limits::THREAD_SLICE_MICROS_DEFAULT,
         }
     }
 
@@ -433,6 +438,12 @@ impl Wal {
         let writer = std::thread::Builder::new()
             .name("wal-writer".into())
             .spawn(move || {
+                let slice_micros = writer_shared.config.writer_slice_micros;
+                if slice_micros > 0
+                    && let Err(e) = crate::sched::set_current_thread_slice(slice_micros)
+                {
+                    tracing::warn!(error = %e, slice_micros, "could not set the WAL writer's CPU slice");
+                }
                 Writer {
                     shared: writer_shared,
                     current,
@@ -449,7 +460,10 @@ impl Wal {
             let preparer_shared = shared.clone();
             let spawned = std::thread::Builder::new()
                 .name("wal-preallocate".into())
-                .spawn(move || prepare_spares(preparer_shared, spare_path));
+                .spawn(move || {
+                    crate::sched::use_default_slice("wal-preallocate");
+                    prepare_spares(preparer_shared, spare_path)
+                });
             Some(spawned.map_err(|e| io_err(&dir, e))?)
         } else {
             None

@@ -112,10 +112,7 @@ fn main() -> ExitCode {
     if let Err(e) = engine::memory::apply_transparent_huge_pages(config.transparent_huge_pages) {
         tracing::warn!(error = %e, "could not turn transparent huge pages off");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match server::runtime::build(None, config.thread_slice_micros) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("inventoryd: cannot start the runtime: {e}");
