@@ -439,6 +439,11 @@ impl Engine {
                 | Op::ApproveReturn { .. }
                 | Op::RejectReturn { .. }
         );
+        // A return leads to its order only once the return's shard is locked, and to the
+        // order's customer and SKUs only once the order's is: two steps. Every other
+        // discovering op looks at one entity in its home shard, locked from the first pass on,
+        // so once the lock set covers what that entity leads to it is complete.
+        let discovers_in_steps = matches!(op, Op::ApproveReturn { .. } | Op::RejectReturn { .. });
         let mut shards = {
             // With nothing locked no entity is looked at, so the time does not matter.
             let mut nothing = self.lock(&ShardSet::default());
@@ -462,6 +467,9 @@ impl Engine {
                     if !grown {
                         drop(locked);
                         continue 'pass;
+                    }
+                    if !discovers_in_steps {
+                        break;
                     }
                 }
             }
@@ -579,8 +587,9 @@ impl Engine {
                 out.extend(lines.iter().map(|l| r.of(&l.sku)));
             }
             Op::Commit { reservation_id, .. } | Op::Release { reservation_id } => {
-                out.insert(r.of(reservation_id));
-                self.hold_shards(locked, reservation_id, now, &mut out);
+                let home = r.of(reservation_id);
+                out.insert(home);
+                self.hold_shards(locked, home, reservation_id, now, &mut out);
             }
             Op::UpsertCustomer { customer_id, .. } => out.insert(r.of(customer_id)),
             Op::CreateOrder {
@@ -634,9 +643,16 @@ impl Engine {
         out
     }
 
-    /// Adds the shards of a hold's SKUs to `out`, if its home shard is locked.
-    fn hold_shards(&self, locked: &mut Locked, id: &str, now: u64, out: &mut ShardSet) {
-        let home = self.router.of(id);
+    /// Adds the shards of a hold's SKUs to `out`, if its home shard (`home`, the shard of
+    /// `id`) is locked.
+    fn hold_shards(
+        &self,
+        locked: &mut Locked,
+        home: usize,
+        id: &str,
+        now: u64,
+        out: &mut ShardSet,
+    ) {
         if !locked.holds(home) {
             return;
         }
@@ -703,13 +719,13 @@ impl Engine {
 
     fn expire_one(&self, id: &str, now: u64) -> bool {
         let ctx = self.ctx();
-        let mut shards = ShardSet::one(self.router.of(id));
+        let home = self.router.of(id);
+        let mut shards = ShardSet::one(home);
         {
-            let mut home = self.lock(&shards);
-            self.hold_shards(&mut home, id, now, &mut shards);
+            let mut locked_home = self.lock(&shards);
+            self.hold_shards(&mut locked_home, home, id, now, &mut shards);
         }
         let mut locked = self.lock(&shards);
-        let home = self.router.of(id);
         let Some(entry) = locked.shard(home).reservations.get(id) else {
             return false;
         };
