@@ -14,7 +14,8 @@
 //!
 //! A thread inherits its creator's slice, so background threads started from a request-path
 //! thread (the export, snapshots, segment zero-filling) put themselves back on the default
-//! with [`use_default_slice`].
+//! with [`become_background`] — which also lowers their priority where asked (the export's
+//! nice value), in the same call.
 //!
 //! `sched_setattr` with a custom `sched_runtime` for a `SCHED_OTHER` thread is that request. On
 //! kernels without it the call fails or is ignored; callers log and go on.
@@ -40,13 +41,37 @@ const SCHED_ATTR_SIZE_VER0: u32 = 48;
 /// Asks the kernel to give the calling thread slices of `slice_micros` (clamped by the kernel
 /// to 0.1–100 ms); 0 restores the kernel's default. Keeps the thread's policy and nice value.
 pub fn set_current_thread_slice(slice_micros: u64) -> io::Result<()> {
-    let mut attr = current_attr()?;
+    let attr = current_attr()?;
+    let nice = attr.nice;
+    set_current_fair(attr, nice, slice_micros)
+}
+
+/// Makes the calling thread a background one: nice `nice` if that is lower priority than its
+/// own (a thread may not raise its priority; Linux's range ends at 19), and the kernel's
+/// default slice, in one call; threads it starts inherit both. A failure is logged, naming
+/// `thread`: it then runs as it was started.
+pub fn become_background(thread: &str, nice: i32) {
+    let lowered = current_attr().and_then(|attr| {
+        let nice = attr.nice.max(nice.min(NICE_MAX));
+        set_current_fair(attr, nice, 0)
+    });
+    if let Err(e) = lowered {
+        tracing::warn!(thread, nice, error = %e, "could not make the thread a background one; it runs as started");
+    }
+}
+
+/// The lowest priority Linux has.
+const NICE_MAX: i32 = 19;
+
+/// Sets the calling thread's nice value and slice (0: the kernel's default), `attr` being its
+/// current attributes. Real-time and idle policies have neither: they are left as they are.
+fn set_current_fair(mut attr: SchedAttr, nice: i32, slice_micros: u64) -> io::Result<()> {
     if attr.policy != libc::SCHED_OTHER as u32 && attr.policy != libc::SCHED_BATCH as u32 {
-        // Real-time and idle policies have no fair slice: leave them as they are.
         return Ok(());
     }
     attr.size = SCHED_ATTR_SIZE_VER0;
     attr.flags = 0;
+    attr.nice = nice;
     attr.runtime_nanos = slice_micros.saturating_mul(1_000);
     attr.deadline_nanos = 0;
     attr.period_nanos = 0;
@@ -58,14 +83,6 @@ pub fn set_current_thread_slice(slice_micros: u64) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
-    }
-}
-
-/// Puts the calling background thread back on the kernel's default slice (see the module
-/// doc). A failure is logged: the thread then keeps the slice it inherited.
-pub fn use_default_slice(thread: &str) {
-    if let Err(e) = set_current_thread_slice(0) {
-        tracing::warn!(thread, error = %e, "could not put the thread back on the default CPU slice");
     }
 }
 
@@ -113,8 +130,25 @@ mod tests {
             set_current_thread_slice(200).unwrap();
             assert_eq!(thread_slice_micros(0).unwrap(), 200);
             assert_eq!(current_attr().unwrap().nice, nice_before);
-            use_default_slice("test");
+            set_current_thread_slice(0).unwrap();
             assert_eq!(thread_slice_micros(0).unwrap(), default);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_background_thread_gets_the_default_slice_and_never_a_higher_priority() {
+        std::thread::spawn(|| {
+            let default = thread_slice_micros(0).unwrap();
+            let nice_before = current_attr().unwrap().nice;
+            set_current_thread_slice(300).unwrap();
+            become_background("test", nice_before + 3);
+            assert_eq!(thread_slice_micros(0).unwrap(), default);
+            assert_eq!(current_attr().unwrap().nice, nice_before + 3);
+            // Asking for the server's priority again is not a raise: the nice value stays.
+            become_background("test", nice_before);
+            assert_eq!(current_attr().unwrap().nice, nice_before + 3);
         })
         .join()
         .unwrap();

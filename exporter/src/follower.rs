@@ -92,9 +92,11 @@ impl Exporter {
             std::thread::Builder::new()
                 .name("exporter".into())
                 .spawn(move || {
-                    // Before the store opens, so that DuckDB's workers inherit them.
-                    lower_priority(config.nice);
-                    engine::sched::use_default_slice("exporter");
+                    // Before the store opens, so that DuckDB's workers inherit it. The export is
+                    // the one consumer whose delay nobody waits on: it yields the CPU to
+                    // requests (`limits::NICE_DEFAULT`), and does not keep a short slice it may
+                    // have inherited from a runtime thread (`engine::sched`).
+                    engine::sched::become_background("exporter", config.nice);
                     if let Some(store) = open_store(&config.store, &shared) {
                         run(store, &engine, &snapshotter, &shared, pace);
                     }
@@ -142,29 +144,6 @@ impl Exporter {
 impl Drop for Exporter {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-/// Lowers the calling thread's scheduling priority to `nice` (Linux: a per-thread value that
-/// threads it starts inherit). Failure is logged, not fatal: the export still runs, only at the
-/// server's priority.
-fn lower_priority(nice: i32) {
-    if nice <= 0 {
-        return;
-    }
-    let nice = nice.min(limits::NICE_MAX);
-    // SAFETY: `gettid` and `setpriority` take plain integers and touch no memory of ours.
-    #[allow(unsafe_code)]
-    let failed = unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) != 0
-    };
-    if failed {
-        tracing::warn!(
-            nice,
-            error = %std::io::Error::last_os_error(),
-            "exporter: could not lower the thread's priority; it runs at the server's"
-        );
     }
 }
 

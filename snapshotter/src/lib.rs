@@ -311,7 +311,7 @@ impl Snapshotter {
         let handle = std::thread::Builder::new()
             .name("snapshotter".into())
             .spawn(move || {
-                engine::sched::use_default_slice("snapshotter");
+                engine::sched::become_background("snapshotter", 0);
                 this.periodic(engine)
             })
             .expect("spawn snapshotter");

@@ -461,7 +461,7 @@ impl Wal {
             let spawned = std::thread::Builder::new()
                 .name("wal-preallocate".into())
                 .spawn(move || {
-                    crate::sched::use_default_slice("wal-preallocate");
+                    crate::sched::become_background("wal-preallocate", 0);
                     prepare_spares(preparer_shared, spare_path)
                 });
             Some(spawned.map_err(|e| io_err(&dir, e))?)
