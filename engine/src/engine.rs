@@ -3,10 +3,10 @@
 //!
 //! An op runs as: validate (no locks) → lock the shards it touches in ascending order → expire
 //! any due hold in them first → decide → draw the next LSN, apply the events, queue the record
-//! for the WAL → unlock → wait until the record (or, for a refusal or an idempotent reply,
-//! everything the op observed) is durable → reply. The LSN is drawn while every shard the op
-//! touches is locked, so on every SKU the LSN order is the apply order, and replaying the WAL in
-//! LSN order is a valid serial history (rule 3).
+//! for the WAL → unlock → wake the WAL writer if it sleeps → wait until the record (or, for a
+//! refusal or an idempotent reply, everything the op observed) is durable → reply. The LSN is
+//! drawn while every shard the op touches is locked, so on every SKU the LSN order is the apply
+//! order, and replaying the WAL in LSN order is a valid serial history (rule 3).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -33,7 +33,7 @@ use crate::limits;
 use crate::model::{Line, Op, OpOutput, Product, Reservation, StockLevel};
 use crate::orders::{Customer, Order, OrderPolicy, OrderStatus, Return};
 use crate::wal::fs::Fs;
-use crate::wal::{RecoveryReport, SyncMode, Wal, WalConfig, WalCursor, WalError};
+use crate::wal::{RecoveryReport, SyncMode, Wal, WalConfig, WalCursor, WalError, WriterWake};
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -510,9 +510,12 @@ impl Engine {
                     wait_lsn: locked.max_last_lsn(),
                 },
                 Ok(Decision::Write(events)) => {
-                    let lsn = self.write(&ctx, &mut locked, now, events);
+                    let (lsn, wake) = self.write(&ctx, &mut locked, now, events);
+                    let result = decide::output_written(&ctx, &mut locked, op, now, &self.config);
+                    drop(locked);
+                    drop(wake);
                     Submitted {
-                        result: decide::output_written(&ctx, &mut locked, op, now, &self.config),
+                        result,
                         wait_lsn: lsn,
                     }
                 }
@@ -521,8 +524,15 @@ impl Engine {
     }
 
     /// Draws the next LSN, applies the events, derives and applies the alert events they call
-    /// for, and queues the record — all under the locks.
-    fn write(&self, ctx: &Ctx, locked: &mut Locked, now: u64, mut events: Vec<Event>) -> u64 {
+    /// for, and queues the record — all under the locks. The caller drops the returned wake-up
+    /// of the WAL writer after it unlocks.
+    fn write(
+        &self,
+        ctx: &Ctx,
+        locked: &mut Locked,
+        now: u64,
+        mut events: Vec<Event>,
+    ) -> (u64, Option<WriterWake<'_>>) {
         let lsn = self.last_lsn.fetch_add(1, Ordering::AcqRel) + 1;
         let applied = |locked: &mut Locked, first: usize, events: &[Event]| {
             for (i, event) in events.iter().enumerate() {
@@ -545,15 +555,15 @@ impl Engine {
         applied(locked, events.len(), &derived);
         events.extend(derived);
         locked.set_last_lsn(lsn);
-        if let Some(wal) = &self.wal {
+        let wake = self.wal.as_ref().map(|wal| {
             let payload = Record { at_ms: now, events }.encode();
             assert!(
                 payload.len() <= limits::RECORD_BYTES_MAX,
                 "record too large"
             );
-            wal.push(lsn, payload);
-        }
-        lsn
+            wal.push_waking_later(lsn, payload)
+        });
+        (lsn, wake)
     }
 
     /// The shards an op touches, as far as `locked` lets one see: the keys the op names, and
@@ -757,8 +767,12 @@ impl Engine {
                 restocked: Vec::new(),
             });
         }
-        self.write(&ctx, &mut locked, now, events);
+        let (_, wake) = self.write(&ctx, &mut locked, now, events);
+        // Counted before the hold's shards are let go: an op that finds them next must see the
+        // progress (see `submit`).
         self.expired_total.fetch_add(1, Ordering::AcqRel);
+        drop(locked);
+        drop(wake);
         true
     }
 

@@ -199,6 +199,22 @@ pub struct RecoveryReport {
     pub corruption_dropped: Option<(PathBuf, u64, String)>,
 }
 
+/// The WAL writer's wake-up, owed by whoever queued a record into an empty queue and sent
+/// when this is dropped (the writer sleeps until then, so it must not be forgotten:
+/// `mem::forget` would stall the log).
+#[must_use = "dropping it wakes the writer; keep it only until the locks are released"]
+pub struct WriterWake<'a> {
+    queue_cv: Option<&'a Condvar>,
+}
+
+impl Drop for WriterWake<'_> {
+    fn drop(&mut self) {
+        if let Some(queue_cv) = self.queue_cv {
+            queue_cv.notify_one();
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct SegmentInfo {
     first_lsn: u64,
@@ -480,11 +496,19 @@ impl Wal {
 
     /// Queues one record. Must be called for every LSN drawn, exactly once, or the log stalls.
     pub fn push(&self, lsn: u64, payload: Vec<u8>) {
+        drop(self.push_waking_later(lsn, payload));
+    }
+
+    /// [`Wal::push`], with the writer's wake-up (if the record found the queue empty) left to
+    /// the returned value's drop: the engine queues records under its shard locks, and the
+    /// wake-up — a futex call after which the woken writer often takes the core at once —
+    /// should not happen while other threads wait for those locks.
+    pub fn push_waking_later(&self, lsn: u64, payload: Vec<u8>) -> WriterWake<'_> {
         debug_assert!(!payload.is_empty() && payload.len() <= limits::RECORD_BYTES_MAX);
         let mut queue = self.shared.queue.lock();
         queue.push((lsn, payload));
-        if queue.len() == 1 {
-            self.shared.queue_cv.notify_one();
+        WriterWake {
+            queue_cv: (queue.len() == 1).then_some(&self.shared.queue_cv),
         }
     }
 
