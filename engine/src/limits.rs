@@ -89,6 +89,9 @@ pub const GROUP_COMMIT_DELAY_BACKOFF_COMMITS: u32 = 256;
 pub const THREAD_SLICE_MICROS_DEFAULT: u64 = 0;
 pub const THREAD_SLICE_MICROS_MIN: u64 = 100;
 pub const THREAD_SLICE_MICROS_MAX: u64 = 100_000;
+/// The largest nice value (lowest priority) Linux has: the most a background thread asks for
+/// ([`crate::sched::become_background`]).
+pub const NICE_MAX: i32 = 19;
 /// Records queued for the WAL writer but not yet written; submitters wait (back-pressure) beyond.
 pub const WAL_QUEUE_RECORDS_MAX: usize = 1 << 20;
 

@@ -52,16 +52,13 @@ pub fn set_current_thread_slice(slice_micros: u64) -> io::Result<()> {
 /// `thread`: it then runs as it was started.
 pub fn become_background(thread: &str, nice: i32) {
     let lowered = current_attr().and_then(|attr| {
-        let nice = attr.nice.max(nice.min(NICE_MAX));
+        let nice = attr.nice.max(nice.min(crate::limits::NICE_MAX));
         set_current_fair(attr, nice, 0)
     });
     if let Err(e) = lowered {
         tracing::warn!(thread, nice, error = %e, "could not make the thread a background one; it runs as started");
     }
 }
-
-/// The lowest priority Linux has.
-const NICE_MAX: i32 = 19;
 
 /// Sets the calling thread's nice value and slice (0: the kernel's default), `attr` being its
 /// current attributes. Real-time and idle policies have neither: they are left as they are.

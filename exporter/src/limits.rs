@@ -18,7 +18,7 @@ pub const BATCH_RECORDS_MAX: usize = 65_536;
 /// (past the cap it is dropped and rebuilds from a snapshot). 0 = the server's own priority.
 pub const NICE_DEFAULT: i32 = 10;
 /// The largest nice value Linux has.
-pub const NICE_MAX: i32 = 19;
+pub const NICE_MAX: i32 = engine::limits::NICE_MAX;
 /// When the exporter is caught up (its last batch was not full), the least time between the
 /// starts of two store transactions: a DuckDB transaction costs ~15–25 ms whatever it holds
 /// (each statement is planned afresh, and the commit syncs), so a follower that applied every

@@ -249,25 +249,16 @@ fn thread_ids(name: &str) -> Vec<i32> {
 
 /// The nice values of this process's threads named `name` (Linux `/proc`).
 fn thread_nice_values(name: &str) -> Vec<i32> {
-    let mut out = Vec::new();
-    for task in std::fs::read_dir("/proc/self/task").unwrap() {
-        let dir = task.unwrap().path();
-        let (Ok(comm), Ok(stat)) = (
-            std::fs::read_to_string(dir.join("comm")),
-            std::fs::read_to_string(dir.join("stat")),
-        ) else {
-            continue; // the thread ended meanwhile
-        };
-        if comm.trim_end() != name {
-            continue;
-        }
-        // After the `(comm)` field: state is field 3 of stat(5), nice field 19.
-        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
-            .split_whitespace()
-            .collect();
-        out.push(fields[19 - 3].parse().unwrap());
-    }
-    out
+    thread_ids(name)
+        .into_iter()
+        .filter_map(|tid| {
+            // None: the thread ended meanwhile.
+            let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+            // After the `(comm)` field: state is field 3 of stat(5), nice field 19.
+            let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+            Some(fields[19 - 3].parse().unwrap())
+        })
+        .collect()
 }
 
 /// Started from a thread with a short CPU slice (as the server starts it from a runtime thread
