@@ -2,11 +2,13 @@
 //! reads, recovery.
 //!
 //! An op runs as: validate (no locks) → lock the shards it touches in ascending order → expire
-//! any due hold in them first → decide → draw the next LSN, apply the events, queue the record
-//! for the WAL → unlock → wake the WAL writer if it sleeps → wait until the record (or, for a
-//! refusal or an idempotent reply, everything the op observed) is durable → reply. The LSN is
-//! drawn while every shard the op touches is locked, so on every SKU the LSN order is the apply
-//! order, and replaying the WAL in LSN order is a valid serial history (rule 3).
+//! any due hold in them first → decide → draw the next LSN, apply the events → (an op that
+//! starts or ends one hold: unlock all but the hold's home shard, finish the hold there,
+//! [`apply::HomeTail`]) → queue the record for the WAL → unlock → wake the WAL writer if it
+//! sleeps → wait until the record (or, for a refusal or an idempotent reply, everything the op
+//! observed) is durable → reply. The LSN is drawn while every shard the op touches is locked,
+//! so on every SKU the LSN order is the apply order, and replaying the WAL in LSN order is a
+//! valid serial history (rule 3).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -235,9 +237,7 @@ impl Engine {
     }
 
     fn lock(&self, shards: &ShardSet) -> Locked<'_> {
-        Locked {
-            guards: shards.iter().map(|i| (i, self.shards[i].lock())).collect(),
-        }
+        Locked::new(shards.iter().map(|i| (i, self.shards[i].lock())).collect())
     }
 
     /// Adds `more` to the locked shards without letting go of the ones held, if that cannot
@@ -510,6 +510,12 @@ impl Engine {
                     wait_lsn: locked.max_last_lsn(),
                 },
                 Ok(Decision::Write(events)) => {
+                    // An op that starts or ends one hold lets go of the hold's SKU shards
+                    // before its home-shard bookkeeping (`apply::HomeTail`).
+                    locked.defer_home = matches!(
+                        op,
+                        Op::Reserve { .. } | Op::Release { .. } | Op::Commit { .. }
+                    );
                     let (lsn, wake) = self.write(&ctx, &mut locked, now, events);
                     let result = decide::output_written(&ctx, &mut locked, op, now, &self.config);
                     drop(locked);
@@ -555,6 +561,9 @@ impl Engine {
         applied(locked, events.len(), &derived);
         events.extend(derived);
         locked.set_last_lsn(lsn);
+        if let Err(reason) = locked.finish_home(ctx, &events) {
+            panic!("bug: a decided hold's home part does not apply at LSN {lsn}: {reason}");
+        }
         let wake = self.wal.as_ref().map(|wal| {
             let payload = Record { at_ms: now, events }.encode();
             assert!(

@@ -42,6 +42,8 @@ pub struct At {
     pub lsn: u64,
     pub ms: u64,
     pub stamp: Stamp,
+    /// The event's index in its record.
+    pub index: usize,
 }
 
 impl At {
@@ -50,6 +52,7 @@ impl At {
             lsn,
             ms,
             stamp: super::shard::stamp(lsn, index),
+            index,
         }
     }
 }
@@ -59,6 +62,156 @@ pub struct Locked<'a> {
     /// Ascending by shard. Inline for the common case (an op touches a handful of shards):
     /// locking allocates nothing.
     pub guards: SmallVec<[(usize, ShardGuard<'a, Shard>); 4]>,
+    /// Whether a hold's start or end may leave its home-shard part ([`HomeTail`]) for
+    /// [`Locked::finish_home`], to be applied after the op has let go of its other shards.
+    /// Set only by the live path of an op whose record starts or ends one hold.
+    pub defer_home: bool,
+    tail: Option<(HomeTail, At)>,
+}
+
+/// The part of a hold's start or end that touches only its home shard: its slot in the
+/// reservations table (an insert, or its end state), its deadline in the home expiry index,
+/// and id retention.
+///
+/// Why it may come last: a flash sale's SKU shard is held by every reserve and release of
+/// that SKU in turn. The hold's own bookkeeping — an insert into a table of up to a million
+/// retained ids (a cache miss or two), the expiry index, retention — needs only the home
+/// shard; done while the SKU's shard was held, every other buyer of the SKU waited for it.
+/// So the live path draws the LSN and changes the SKU shards (and the hold's deadlines kept
+/// there) under every lock of the op, lets go of all but the home shard, then applies this.
+/// The serial order is unchanged: the LSN is drawn while every shard of the op is held, and
+/// nothing sees the home shard before the tail is in. Replay applies it in place.
+#[derive(Debug, Clone, Copy)]
+pub enum HomeTail {
+    /// The event starts a hold (the entry is built from the event itself).
+    Created {
+        home: usize,
+        /// The hold's slot if its id is still remembered from an ended hold (reused in place).
+        existing: Option<usize>,
+    },
+    Ended {
+        home: usize,
+        slot: usize,
+        /// Its key in the home expiry index.
+        key: (u64, u64),
+    },
+}
+
+impl HomeTail {
+    fn home(self) -> usize {
+        match self {
+            HomeTail::Created { home, .. } | HomeTail::Ended { home, .. } => home,
+        }
+    }
+}
+
+impl<'a> Locked<'a> {
+    pub fn new(guards: SmallVec<[(usize, ShardGuard<'a, Shard>); 4]>) -> Self {
+        Self {
+            guards,
+            defer_home: false,
+            tail: None,
+        }
+    }
+
+    /// If an event of `events` left its home tail, unlocks every shard but the hold's home
+    /// and applies the tail. Called once the record's LSN is drawn and all its events,
+    /// derived ones included, are applied.
+    pub fn finish_home(&mut self, ctx: &Ctx, events: &[Event]) -> Result<(), String> {
+        let Some((tail, at)) = self.tail.take() else {
+            return Ok(());
+        };
+        let home = tail.home();
+        let at_home = self
+            .guards
+            .iter()
+            .position(|(i, _)| *i == home)
+            .unwrap_or_else(|| panic!("the home shard {home} is not locked"));
+        // One guard left: still in ascending order.
+        self.guards.swap(0, at_home);
+        self.guards.truncate(1);
+        apply_tail(ctx, self, tail, at, &events[at.index])
+    }
+}
+
+/// Applies `tail` of `event` now, or leaves it for [`Locked::finish_home`] if the op defers.
+fn home_tail(
+    ctx: &Ctx,
+    locked: &mut Locked,
+    tail: HomeTail,
+    at: At,
+    event: &Event,
+) -> Result<(), String> {
+    if locked.defer_home {
+        assert!(locked.tail.is_none(), "one deferred hold per op");
+        locked.tail = Some((tail, at));
+        Ok(())
+    } else {
+        apply_tail(ctx, locked, tail, at, event)
+    }
+}
+
+fn apply_tail(
+    ctx: &Ctx,
+    locked: &mut Locked,
+    tail: HomeTail,
+    at: At,
+    event: &Event,
+) -> Result<(), String> {
+    match (tail, event) {
+        (
+            HomeTail::Created { home, existing },
+            Event::InventoryReserved {
+                reservation_id,
+                lines,
+                ttl_seconds,
+                created_at_ms,
+                expires_at_ms,
+            },
+        ) => {
+            let entry = ReservationEntry {
+                lines: lines.clone(),
+                state: ReservationState::Active,
+                committed: Vec::new(),
+                created_at_ms: *created_at_ms,
+                expires_at_ms: *expires_at_ms,
+                ttl_seconds: *ttl_seconds,
+                ended_at_ms: None,
+                created_lsn: at.lsn,
+                stamp: at.stamp,
+            };
+            let shard = locked.shard(home);
+            // An ended hold whose id is reused after its retention keeps its slot.
+            let slot = match existing {
+                Some(slot) => {
+                    *shard.reservations.entity_mut(slot).expect("found before") = entry;
+                    slot
+                }
+                None => shard.reservations.insert_absent(reservation_id, entry),
+            };
+            shard.expiry.insert((*expires_at_ms, at.lsn), slot);
+        }
+        (HomeTail::Ended { home, slot, key }, _) => {
+            let (state, committed) = match event {
+                Event::ReservationCommitted { committed, .. } => {
+                    (ReservationState::Committed, committed.clone())
+                }
+                Event::ReservationReleased { .. } => (ReservationState::Released, Vec::new()),
+                Event::ReservationExpired { .. } => (ReservationState::Expired, Vec::new()),
+                other => return Err(format!("bug: no hold ends by {other:?}")),
+            };
+            let shard = locked.shard(home);
+            shard.expiry.remove(&key);
+            let stored = shard.reservations.entity_mut(slot).expect("found before");
+            stored.state = state;
+            stored.committed = committed;
+            stored.ended_at_ms = Some(at.ms);
+            stored.stamp = at.stamp;
+            shard.note_ended(at.ms, IdKind::Reservation, slot, ctx.retention);
+        }
+        (tail, event) => return Err(format!("bug: tail {tail:?} of {event:?}")),
+    }
+    Ok(())
 }
 
 impl Locked<'_> {
@@ -95,7 +248,6 @@ impl Locked<'_> {
 
 /// Applies one event of a record.
 pub fn apply(ctx: &Ctx, locked: &mut Locked, at: At, event: &Event) -> Result<(), String> {
-    let lsn = at.lsn;
     match event {
         Event::ProductUpserted {
             sku,
@@ -183,7 +335,7 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, at: At, event: &Event) -> Result<()
         Event::InventoryReserved {
             reservation_id,
             lines,
-            ttl_seconds,
+            ttl_seconds: _,
             created_at_ms,
             expires_at_ms,
         } => {
@@ -219,29 +371,11 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, at: At, event: &Event) -> Result<()
                     "reservation {reservation_id}: no lines or already expired"
                 ));
             }
-            let entry = ReservationEntry {
-                lines: lines.clone(),
-                state: ReservationState::Active,
-                committed: Vec::new(),
-                created_at_ms: *created_at_ms,
-                expires_at_ms: *expires_at_ms,
-                ttl_seconds: *ttl_seconds,
-                ended_at_ms: None,
-                created_lsn: lsn,
-                stamp: at.stamp,
-            };
-            let foreign = foreign_shards(ctx, reservation_id, lines);
-            let table = &mut locked.shard(home).reservations;
-            // An ended hold whose id is reused after its retention keeps its slot.
-            let slot = match existing {
-                Some(slot) => {
-                    *table.entity_mut(slot).expect("found above") = entry;
-                    slot
-                }
-                None => table.insert_absent(reservation_id, entry),
-            };
-            index_hold(locked, home, slot, (*expires_at_ms, lsn), foreign, true);
+            for shard in foreign_shards(ctx, reservation_id, lines).iter() {
+                locked.shard(shard).add_foreign_deadline(*expires_at_ms);
+            }
             ctx.live_holds.fetch_add(1, Ordering::Relaxed);
+            home_tail(ctx, locked, HomeTail::Created { home, existing }, at, event)?;
         }
         Event::ReservationCommitted {
             reservation_id,
@@ -257,6 +391,7 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, at: At, event: &Event) -> Result<()
                 &held,
                 committed,
                 ReservationState::Committed,
+                event,
             )?;
         }
         Event::ReservationReleased {
@@ -271,6 +406,7 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, at: At, event: &Event) -> Result<()
                 lines,
                 &[],
                 ReservationState::Released,
+                event,
             )?;
         }
         Event::ReservationExpired {
@@ -285,6 +421,7 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, at: At, event: &Event) -> Result<()
                 lines,
                 &[],
                 ReservationState::Expired,
+                event,
             )?;
         }
         _ => super::apply_orders::apply(ctx, locked, at, event)?,
@@ -398,31 +535,6 @@ pub fn foreign_shards(ctx: &Ctx, id: &str, lines: &[Line]) -> ShardSet {
     set
 }
 
-/// Adds (or removes) an active hold to the expiry indexes: its home shard's by
-/// `(deadline, creating LSN)`, and a deadline count in every `foreign` shard.
-pub fn index_hold(
-    locked: &mut Locked,
-    home: usize,
-    slot: usize,
-    key: (u64, u64),
-    foreign: ShardSet,
-    add: bool,
-) {
-    if add {
-        locked.shard(home).expiry.insert(key, slot);
-    } else {
-        locked.shard(home).expiry.remove(&key);
-    }
-    for shard in foreign.iter() {
-        let shard = locked.shard(shard);
-        if add {
-            shard.add_foreign_deadline(key.0);
-        } else {
-            shard.remove_foreign_deadline(key.0);
-        }
-    }
-}
-
 /// Ends an active hold: `held` (per SKU) leaves `reserved`, `committed` also leaves `on_hand`.
 #[allow(clippy::too_many_arguments)]
 fn end_hold(
@@ -433,6 +545,7 @@ fn end_hold(
     held: &[Line],
     committed: &[Line],
     state: ReservationState,
+    event: &Event,
 ) -> Result<(), String> {
     for line in held {
         let deducted = committed
@@ -495,14 +608,9 @@ fn end_hold(
             foreign_shards(ctx, id, &entry.lines),
         )
     };
-    index_hold(locked, home, slot, key, foreign, false);
-    let shard = locked.shard(home);
-    let stored = shard.reservations.entity_mut(slot).expect("present above");
-    stored.state = state;
-    stored.committed = committed.to_vec();
-    stored.ended_at_ms = Some(at.ms);
-    stored.stamp = at.stamp;
-    shard.note_ended(at.ms, IdKind::Reservation, slot, ctx.retention);
+    for shard in foreign.iter() {
+        locked.shard(shard).remove_foreign_deadline(key.0);
+    }
     ctx.live_holds.fetch_sub(1, Ordering::Relaxed);
-    Ok(())
+    home_tail(ctx, locked, HomeTail::Ended { home, slot, key }, at, event)
 }
