@@ -703,7 +703,7 @@ impl Engine {
             let mut shard = shard.lock();
             let mut stale = Vec::new();
             for (&key, &slot) in shard
-                .expiry
+                .expiry()
                 .iter()
                 .take_while(|((at, _), _)| *at <= now)
                 .take(limits::EXPIRY_SWEEP_BATCH_MAX)
@@ -723,7 +723,7 @@ impl Engine {
             }
             for key in stale {
                 tracing::error!(?key, "expiry index named a slot without its hold; dropped");
-                shard.expiry.remove(&key);
+                shard.remove_expiry(&key);
             }
         }
         let mut expired = 0;

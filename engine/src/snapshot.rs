@@ -339,7 +339,7 @@ impl Engine {
                     others.sort_unstable();
                     others.dedup();
                     foreign.extend(others.into_iter().map(|s| (s, key.0)));
-                    shard.expiry.insert(key, slot);
+                    shard.insert_expiry(key, slot);
                     self.live_holds.fetch_add(1, Ordering::Relaxed);
                 }
             }

@@ -189,7 +189,7 @@ fn apply_tail(
                 }
                 None => shard.reservations.insert_absent(reservation_id, entry),
             };
-            shard.expiry.insert((*expires_at_ms, at.lsn), slot);
+            shard.insert_expiry((*expires_at_ms, at.lsn), slot);
         }
         (HomeTail::Ended { home, slot, key }, _) => {
             let (state, committed) = match event {
@@ -201,7 +201,7 @@ fn apply_tail(
                 other => return Err(format!("bug: no hold ends by {other:?}")),
             };
             let shard = locked.shard(home);
-            shard.expiry.remove(&key);
+            shard.remove_expiry(&key);
             let stored = shard.reservations.entity_mut(slot).expect("found before");
             stored.state = state;
             stored.committed = committed;
