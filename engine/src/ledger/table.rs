@@ -8,6 +8,7 @@
 //! keys through the slab. That saves a copy of every key on the hot path, and lets other
 //! indexes of a shard (expiry, retention queues) name an entity by its slot.
 
+use std::cell::Cell;
 use std::hash::{BuildHasher, Hasher as _};
 
 use compact_str::CompactString;
@@ -35,6 +36,12 @@ pub struct Table<E> {
     vacant: Vec<usize>,
     index: HashTable<usize>,
     hasher: Hasher,
+    /// The slot the last lookup found (`usize::MAX`: none). An op looks its SKU and its hold
+    /// up several times in a row — deciding, applying, checking alerts, replying — and a
+    /// flash sale looks up one SKU op after op: a hit costs one key comparison in that slot
+    /// instead of hashing the key and probing the index. A slot since vacated or reused
+    /// holds another key (or none), so the comparison alone keeps the answer right.
+    recent: Cell<usize>,
 }
 
 impl<E> Default for Table<E> {
@@ -45,6 +52,7 @@ impl<E> Default for Table<E> {
             vacant: Vec::new(),
             index: HashTable::new(),
             hasher: Hasher::default(),
+            recent: Cell::new(usize::MAX),
         }
     }
 }
@@ -73,13 +81,24 @@ impl<E> Table<E> {
     /// The slot holding `key`, if any.
     pub fn slot_of(&self, key: &str) -> Option<usize> {
         let (slots, key) = (&self.slots, key.as_bytes());
-        self.index
+        let recent = self.recent.get();
+        if let Some(Some((k, _))) = slots.get(recent)
+            && k.as_bytes() == key
+        {
+            return Some(recent);
+        }
+        let found = self
+            .index
             .find(self.hash(key), |&slot| {
                 slots[slot]
                     .as_ref()
                     .is_some_and(|(k, _)| k.as_bytes() == key)
             })
-            .copied()
+            .copied();
+        if let Some(slot) = found {
+            self.recent.set(slot);
+        }
+        found
     }
 
     pub fn get(&self, key: &str) -> Option<&E> {
@@ -163,6 +182,7 @@ impl<E> Table<E> {
         debug_assert!(self.slots[slot].is_none(), "a vacant slot is empty");
         self.slots[slot] = Some((key.into(), entity));
         self.hashes[slot] = hash;
+        self.recent.set(slot);
         let hashes = &self.hashes;
         self.index.insert_unique(hash, slot, |&s| hashes[s]);
         slot
@@ -256,6 +276,27 @@ mod tests {
         assert_eq!(t.remove_slot(1), None, "already vacant");
         assert!(!t.contains("b"));
         assert_eq!(t.len(), 2);
+    }
+
+    /// The remembered last slot never answers for a key it no longer holds.
+    #[test]
+    fn a_vacated_or_reused_recent_slot_is_not_mistaken_for_its_old_key() {
+        let mut t = Table::default();
+        t.insert("a", 1);
+        t.insert("b", 2);
+        assert_eq!(t.get("a"), Some(&1));
+        assert_eq!(t.remove("a"), Some(1));
+        assert_eq!(t.get("a"), None, "vacated");
+        assert_eq!(t.insert("c", 3), 0, "reuses a's slot");
+        assert_eq!(t.get("a"), None, "reused by another key");
+        assert_eq!(t.get("c"), Some(&3));
+        assert_eq!(t.get("b"), Some(&2));
+        assert_eq!(t.get("c"), Some(&3), "after a lookup of another slot");
+        *t.get_mut("c").unwrap() = 30;
+        assert_eq!(t.get("c"), Some(&30));
+        assert_eq!(t.remove_slot(0), Some(30));
+        assert_eq!(t.get("c"), None);
+        assert_eq!(t.len(), 1);
     }
 
     #[test]
