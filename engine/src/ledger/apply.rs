@@ -190,6 +190,11 @@ fn apply_tail(
                 None => shard.reservations.insert_absent(reservation_id, entry),
             };
             shard.insert_expiry((*expires_at_ms, at.lsn), slot);
+            // Here, not with the SKU shards held: both cores write this counter, and its
+            // cache line's trips between them should not lengthen the SKU shard's turns. The
+            // capacity check that reads it is approximate anyway (reserves in disjoint shards
+            // read it concurrently).
+            ctx.live_holds.fetch_add(1, Ordering::Relaxed);
         }
         (HomeTail::Ended { home, slot, key }, _) => {
             let (state, committed) = match event {
@@ -208,6 +213,7 @@ fn apply_tail(
             stored.ended_at_ms = Some(at.ms);
             stored.stamp = at.stamp;
             shard.note_ended(at.ms, IdKind::Reservation, slot, ctx.retention);
+            ctx.live_holds.fetch_sub(1, Ordering::Relaxed);
         }
         (tail, event) => return Err(format!("bug: tail {tail:?} of {event:?}")),
     }
@@ -374,7 +380,6 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, at: At, event: &Event) -> Result<()
             for shard in foreign_shards(ctx, reservation_id, lines).iter() {
                 locked.shard(shard).add_foreign_deadline(*expires_at_ms);
             }
-            ctx.live_holds.fetch_add(1, Ordering::Relaxed);
             home_tail(ctx, locked, HomeTail::Created { home, existing }, at, event)?;
         }
         Event::ReservationCommitted {
@@ -611,6 +616,5 @@ fn end_hold(
     for shard in foreign.iter() {
         locked.shard(shard).remove_foreign_deadline(key.0);
     }
-    ctx.live_holds.fetch_sub(1, Ordering::Relaxed);
     home_tail(ctx, locked, HomeTail::Ended { home, slot, key }, at, event)
 }
