@@ -2,11 +2,11 @@
 //! reads, recovery.
 //!
 //! An op runs as: validate (no locks) → lock the shards it touches in ascending order → expire
-//! any due hold in them first → decide → draw the next LSN, apply the events → (an op that
-//! starts or ends one hold: unlock all but the hold's home shard, finish the hold there,
-//! [`apply::HomeTail`]) → queue the record for the WAL → unlock → wake the WAL writer if it
-//! sleeps → wait until the record (or, for a refusal or an idempotent reply, everything the op
-//! observed) is durable → reply. The LSN is drawn while every shard the op touches is locked,
+//! every due hold first (if the engine-wide lower bound of all deadlines says one may be) →
+//! decide → draw the next LSN, apply the events → (an op that starts or ends one hold: unlock
+//! all but the hold's home shard, finish the hold there, [`apply::HomeTail`]) → queue the
+//! record for the WAL → unlock → wake the WAL writer if it sleeps → wait until the record (or,
+//! for a refusal or an idempotent reply, everything the op observed) is durable → reply. The LSN is drawn while every shard the op touches is locked,
 //! so on every SKU the LSN order is the apply order, and replaying the WAL in LSN order is a
 //! valid serial history (rule 3).
 
@@ -18,6 +18,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_skiplist::SkipMap;
+use crossbeam_utils::CachePadded;
 use parking_lot::{Condvar, Mutex};
 
 use crate::alerts::{Alert, AlertPolicy, PurchaseOrder};
@@ -132,7 +133,13 @@ pub struct Engine {
     pub(crate) open_orders: AtomicU64,
     /// Expiry records written so far (progress for ops waiting on a due hold).
     expired_total: AtomicU64,
-    expiry_hint_ms: AtomicU64,
+    /// No active hold has an earlier deadline (a lower bound; `u64::MAX`: no hold). Every op
+    /// reads it with its shards locked, in place of looking for due holds in them (step 3 of
+    /// `submit`), so it sits on a cache line of its own that changes only when an earlier
+    /// deadline arrives or expiry recomputes it: both cores keep a copy. A hold lowers it
+    /// (`fetch_min`) with the shards of its record locked; [`Engine::recompute_expiry_hint`]
+    /// raises it with every shard locked — so nothing can slip below it in between.
+    expiry_hint_ms: CachePadded<AtomicU64>,
     pub(crate) wal: Option<Wal>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: EngineConfig,
@@ -187,7 +194,7 @@ impl Engine {
             live_holds: AtomicU64::new(0),
             open_orders: AtomicU64::new(0),
             expired_total: AtomicU64::new(0),
-            expiry_hint_ms: AtomicU64::new(u64::MAX),
+            expiry_hint_ms: CachePadded::new(AtomicU64::new(u64::MAX)),
             wal: None,
             clock,
             config: config.clone(),
@@ -473,7 +480,7 @@ impl Engine {
                     }
                 }
             }
-            if locked.next_expiry_ms().is_some_and(|due| due <= now) {
+            if self.expiry_hint_ms.load(Ordering::Acquire) <= now {
                 drop(locked);
                 // Another op or the sweeper may expire it first — and with the clock moving,
                 // other holds keep falling due — so progress is any expiry by anyone during this
@@ -785,13 +792,18 @@ impl Engine {
         true
     }
 
+    /// Sets the expiry hint to the earliest deadline of all active holds, with every shard
+    /// locked (in ascending order, holding nothing else): a hold created meanwhile either is in
+    /// a tree looked at, or lowers the hint after this store. A few microseconds of every
+    /// shard, after each expiry pass (the sweeper's every 50 ms).
     fn recompute_expiry_hint(&self) {
-        self.expiry_hint_ms.store(u64::MAX, Ordering::Release);
-        for shard in self.shards.iter() {
-            if let Some(at) = shard.lock().next_expiry_ms() {
-                self.expiry_hint_ms.fetch_min(at, Ordering::AcqRel);
-            }
-        }
+        let all: Vec<_> = self.shards.iter().map(|shard| shard.lock()).collect();
+        let earliest = all
+            .iter()
+            .filter_map(|shard| shard.next_expiry_ms())
+            .min()
+            .unwrap_or(u64::MAX);
+        self.expiry_hint_ms.store(earliest, Ordering::Release);
     }
 
     /// Before a read: expire due holds so that a hold is never counted after its deadline.

@@ -237,8 +237,7 @@ impl Engine {
         for p in data.purchase_orders {
             loads[self.router.of(&p.value.sku)].purchase_orders.push(p);
         }
-        // One thread per core, each filling a share of the shards; each returns the deadlines
-        // its active holds leave in *other* shards.
+        // One thread per core, each filling a share of the shards.
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2)
@@ -247,33 +246,28 @@ impl Engine {
         for (index, load) in loads.into_iter().enumerate() {
             groups[index % threads].push((index, load));
         }
-        let foreign: Vec<Vec<(usize, u64)>> = std::thread::scope(|scope| {
+        std::thread::scope(|scope| {
             let handles: Vec<_> = groups
                 .into_iter()
                 .map(|group| {
                     scope.spawn(move || {
-                        group
-                            .into_iter()
-                            .flat_map(|(index, load)| self.restore_shard(index, load))
-                            .collect::<Vec<_>>()
+                        for (index, load) in group {
+                            self.restore_shard(index, load);
+                        }
                     })
                 })
                 .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("restore thread"))
-                .collect()
+            for handle in handles {
+                handle.join().expect("restore thread");
+            }
         });
-        for (shard, at_ms) in foreign.into_iter().flatten() {
-            self.shards[shard].lock().add_foreign_deadline(at_ms);
-        }
         for shard in self.shards.iter() {
             shard.lock().last_lsn = data.lsn_start;
         }
         self.last_lsn.store(data.lsn_start, Ordering::Release);
     }
 
-    fn restore_shard(&self, index: usize, load: ShardLoad) -> Vec<(usize, u64)> {
+    fn restore_shard(&self, index: usize, load: ShardLoad) {
         let mut shard = self.shards[index].lock();
         shard.skus.reserve(load.skus.len());
         shard.reservations.reserve(load.reservations.len());
@@ -301,7 +295,6 @@ impl Engine {
             shard.skus.insert(s.sku, entry);
         }
         let mut ended: Vec<(u64, IdKind, usize)> = Vec::new();
-        let mut foreign = Vec::new();
         // A fuzzy cut can hold an id twice (`Table::insert_newest`): every table keeps the
         // newer copy, and the indexes of holds (expiry, retention, live count) and of orders
         // (open count, closed queue) are built from what is kept — each object once.
@@ -329,16 +322,6 @@ impl Engine {
             match entry.ended_at_ms {
                 Some(at) => ended.push((at, IdKind::Reservation, slot)),
                 None => {
-                    // The other shards holding one of an active hold's SKUs count its deadline.
-                    let mut others: Vec<usize> = entry
-                        .lines
-                        .iter()
-                        .map(|l| self.router.of(&l.sku))
-                        .filter(|&s| s != index)
-                        .collect();
-                    others.sort_unstable();
-                    others.dedup();
-                    foreign.extend(others.into_iter().map(|s| (s, key.0)));
                     shard.insert_expiry(key, slot);
                     self.live_holds.fetch_add(1, Ordering::Relaxed);
                 }
@@ -435,7 +418,6 @@ impl Engine {
         }
         ended.sort_by_key(|(at, _, _)| *at);
         shard.ended.extend(ended);
-        foreign
     }
 }
 

@@ -21,7 +21,6 @@ use super::shard::{
     StockOpEntry,
 };
 use super::shard_lock::ShardGuard;
-use super::shard_set::ShardSet;
 use crate::event::Event;
 use crate::limits;
 use crate::model::{Line, ReservationState};
@@ -243,13 +242,6 @@ impl Locked<'_> {
             guard.last_lsn = guard.last_lsn.max(lsn);
         }
     }
-    /// The earliest hold deadline that concerns any locked shard.
-    pub fn next_expiry_ms(&self) -> Option<u64> {
-        self.guards
-            .iter()
-            .filter_map(|(_, g)| g.next_expiry_ms())
-            .min()
-    }
 }
 
 /// Applies one event of a record.
@@ -376,9 +368,6 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, at: At, event: &Event) -> Result<()
                 return Err(format!(
                     "reservation {reservation_id}: no lines or already expired"
                 ));
-            }
-            for shard in foreign_shards(ctx, reservation_id, lines).iter() {
-                locked.shard(shard).add_foreign_deadline(*expires_at_ms);
             }
             home_tail(ctx, locked, HomeTail::Created { home, existing }, at, event)?;
         }
@@ -527,19 +516,6 @@ fn merge<'a>(lines: impl Iterator<Item = &'a Line>) -> Vec<Line> {
         .collect()
 }
 
-/// The shards other than its home that hold one of a hold's SKUs.
-pub fn foreign_shards(ctx: &Ctx, id: &str, lines: &[Line]) -> ShardSet {
-    let home = ctx.router.of(id);
-    let mut set = ShardSet::default();
-    set.extend(
-        lines
-            .iter()
-            .map(|l| ctx.router.of(&l.sku))
-            .filter(|&s| s != home),
-    );
-    set
-}
-
 /// Ends an active hold: `held` (per SKU) leaves `reserved`, `committed` also leaves `on_hand`.
 #[allow(clippy::too_many_arguments)]
 fn end_hold(
@@ -581,7 +557,7 @@ fn end_hold(
         .reservations
         .slot_of(id)
         .ok_or_else(|| format!("unknown reservation {id}"))?;
-    let (key, foreign) = {
+    let key = {
         let entry = locked
             .shard(home)
             .reservations
@@ -608,13 +584,7 @@ fn end_hold(
                 "reservation {id}: the record's lines differ from what is held"
             ));
         }
-        (
-            (entry.expires_at_ms, entry.created_lsn),
-            foreign_shards(ctx, id, &entry.lines),
-        )
+        (entry.expires_at_ms, entry.created_lsn)
     };
-    for shard in foreign.iter() {
-        locked.shard(shard).remove_foreign_deadline(key.0);
-    }
     home_tail(ctx, locked, HomeTail::Ended { home, slot, key }, at, event)
 }

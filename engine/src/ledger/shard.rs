@@ -289,26 +289,8 @@ pub struct Shard {
     /// Active holds homed here, by (deadline, creating LSN), to their slot in `reservations`
     /// (an active hold is never removed from the table).
     expiry: BTreeMap<(u64, u64), usize>,
-    /// Deadlines of active holds homed elsewhere that hold a SKU of this shard (with counts):
-    /// an op here must expire those first once they are due.
-    foreign_deadlines: BTreeMap<u64, u32>,
-    /// The earliest deadline in `expiry` and `foreign_deadlines`, kept beside them: every op
-    /// reads it for every shard it locks (`Engine::submit`, step 3), where looking into the
-    /// two trees touched nodes that the other core had just changed (a flash sale's SKU
-    /// shard gains and loses a deadline with each hold).
-    earliest: Earliest,
     /// The highest LSN applied to this shard: a reply that observed this shard waits for it.
     pub last_lsn: u64,
-}
-
-/// A deadline in milliseconds, `u64::MAX` for none (the default).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Earliest(u64);
-
-impl Default for Earliest {
-    fn default() -> Self {
-        Self(u64::MAX)
-    }
 }
 
 /// Idempotency retention: ids are remembered for `ms` after their object ends, and at most
@@ -426,23 +408,9 @@ impl Shard {
         }
     }
 
-    /// The earliest hold deadline that concerns this shard, if any.
+    /// The earliest deadline of the holds homed here, if any.
     pub fn next_expiry_ms(&self) -> Option<u64> {
-        debug_assert_eq!(self.earliest, self.earliest_in_trees());
-        (self.earliest != Earliest::default()).then_some(self.earliest.0)
-    }
-
-    fn earliest_in_trees(&self) -> Earliest {
-        let home = self.expiry.first_key_value().map(|((at, _), _)| *at);
-        let foreign = self.foreign_deadlines.first_key_value().map(|(at, _)| *at);
-        Earliest(home.into_iter().chain(foreign).min().unwrap_or(u64::MAX))
-    }
-
-    /// A removed deadline that was the earliest: look again.
-    fn removed_deadline(&mut self, at_ms: u64) {
-        if at_ms <= self.earliest.0 {
-            self.earliest = self.earliest_in_trees();
-        }
+        self.expiry.first_key_value().map(|((at, _), _)| *at)
     }
 
     /// The active holds homed here, by (deadline, creating LSN), to their slots.
@@ -452,79 +420,9 @@ impl Shard {
 
     pub fn insert_expiry(&mut self, key: (u64, u64), slot: usize) {
         self.expiry.insert(key, slot);
-        self.earliest.0 = self.earliest.0.min(key.0);
     }
 
     pub fn remove_expiry(&mut self, key: &(u64, u64)) {
-        if self.expiry.remove(key).is_some() {
-            self.removed_deadline(key.0);
-        }
-    }
-
-    pub fn add_foreign_deadline(&mut self, at_ms: u64) {
-        *self.foreign_deadlines.entry(at_ms).or_default() += 1;
-        self.earliest.0 = self.earliest.0.min(at_ms);
-    }
-
-    pub fn remove_foreign_deadline(&mut self, at_ms: u64) {
-        if let Some(count) = self.foreign_deadlines.get_mut(&at_ms) {
-            *count -= 1;
-            if *count == 0 {
-                self.foreign_deadlines.remove(&at_ms);
-                self.removed_deadline(at_ms);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The kept earliest deadline follows every insert and removal in both trees, including
-    /// removals of the earliest one, of a deadline shared by several holds, and of unknown keys.
-    #[test]
-    fn earliest_deadline_follows_both_indexes() {
-        let mut shard = Shard::default();
-        assert_eq!(shard.next_expiry_ms(), None);
-        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
-        let mut home: Vec<(u64, u64)> = Vec::new();
-        let mut foreign: Vec<u64> = Vec::new();
-        for lsn in 0..20_000 {
-            match next(5) {
-                0 | 1 if home.len() < 50 => {
-                    let key = (1_000 + next(40), lsn);
-                    shard.insert_expiry(key, 0);
-                    home.push(key);
-                }
-                2 if foreign.len() < 50 => {
-                    let at = 1_000 + next(40);
-                    shard.add_foreign_deadline(at);
-                    foreign.push(at);
-                }
-                3 if !home.is_empty() => {
-                    let key = home.swap_remove(next(home.len() as u64) as usize);
-                    shard.remove_expiry(&key);
-                    shard.remove_expiry(&key); // unknown now: changes nothing
-                }
-                _ if !foreign.is_empty() => {
-                    let at = foreign.swap_remove(next(foreign.len() as u64) as usize);
-                    shard.remove_foreign_deadline(at);
-                }
-                _ => {}
-            }
-            let expected = home
-                .iter()
-                .map(|(at, _)| *at)
-                .chain(foreign.iter().copied())
-                .min();
-            assert_eq!(shard.next_expiry_ms(), expected, "after step {lsn}");
-        }
+        self.expiry.remove(key);
     }
 }
