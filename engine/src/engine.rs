@@ -6,9 +6,9 @@
 //! decide → draw the next LSN, apply the events → (an op that starts or ends one hold: unlock
 //! all but the hold's home shard, finish the hold there, [`apply::HomeTail`]) → queue the
 //! record for the WAL → unlock → wake the WAL writer if it sleeps → wait until the record (or,
-//! for a refusal or an idempotent reply, everything the op observed) is durable → reply. The LSN is drawn while every shard the op touches is locked,
-//! so on every SKU the LSN order is the apply order, and replaying the WAL in LSN order is a
-//! valid serial history (rule 3).
+//! for a refusal or an idempotent reply, everything the op observed) is durable → reply. The
+//! LSN is drawn while every shard the op touches is locked, so on every SKU the LSN order is
+//! the apply order, and replaying the WAL in LSN order is a valid serial history (rule 3).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

@@ -76,8 +76,8 @@ pub struct Locked<'a> {
 /// that SKU in turn. The hold's own bookkeeping — an insert into a table of up to a million
 /// retained ids (a cache miss or two), the expiry index, retention — needs only the home
 /// shard; done while the SKU's shard was held, every other buyer of the SKU waited for it.
-/// So the live path draws the LSN and changes the SKU shards (and the hold's deadlines kept
-/// there) under every lock of the op, lets go of all but the home shard, then applies this.
+/// So the live path draws the LSN and changes the SKU shards under every lock of the op, lets
+/// go of all but the home shard, then applies this.
 /// The serial order is unchanged: the LSN is drawn while every shard of the op is held, and
 /// nothing sees the home shard before the tail is in. Replay applies it in place.
 #[derive(Debug, Clone, Copy)]
@@ -88,11 +88,13 @@ pub enum HomeTail {
         /// The hold's slot if its id is still remembered from an ended hold (reused in place).
         existing: Option<usize>,
     },
+    /// The event ends a hold (a commit's deducted lines are taken from the event).
     Ended {
         home: usize,
         slot: usize,
         /// Its key in the home expiry index.
         key: (u64, u64),
+        state: ReservationState,
     },
 }
 
@@ -195,14 +197,18 @@ fn apply_tail(
             // read it concurrently).
             ctx.live_holds.fetch_add(1, Ordering::Relaxed);
         }
-        (HomeTail::Ended { home, slot, key }, _) => {
-            let (state, committed) = match event {
-                Event::ReservationCommitted { committed, .. } => {
-                    (ReservationState::Committed, committed.clone())
-                }
-                Event::ReservationReleased { .. } => (ReservationState::Released, Vec::new()),
-                Event::ReservationExpired { .. } => (ReservationState::Expired, Vec::new()),
-                other => return Err(format!("bug: no hold ends by {other:?}")),
+        (
+            HomeTail::Ended {
+                home,
+                slot,
+                key,
+                state,
+            },
+            _,
+        ) => {
+            let committed = match event {
+                Event::ReservationCommitted { committed, .. } => committed.clone(),
+                _ => Vec::new(),
             };
             let shard = locked.shard(home);
             shard.remove_expiry(&key);
@@ -586,5 +592,11 @@ fn end_hold(
         }
         (entry.expires_at_ms, entry.created_lsn)
     };
-    home_tail(ctx, locked, HomeTail::Ended { home, slot, key }, at, event)
+    let tail = HomeTail::Ended {
+        home,
+        slot,
+        key,
+        state,
+    };
+    home_tail(ctx, locked, tail, at, event)
 }
