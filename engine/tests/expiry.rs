@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use common::{config, open, product, receive, release, reserve};
 use engine::ledger::shard::Router;
-use engine::{EngineError, ManualClock, ReservationState, SyncMode};
+use engine::{Clock, Engine, EngineError, ManualClock, ReservationState, SyncMode};
 
 const SHARDS: usize = 16;
 
@@ -30,29 +30,54 @@ fn is_short_of_stock(result: &Result<engine::OpOutput, EngineError>) -> bool {
     matches!(result, Err(EngineError::FailedPrecondition(m)) if m.contains("insufficient stock"))
 }
 
+/// An engine in `dir` on `clock` (no sweeper) with SKU "A" and `units` of it in stock.
+fn engine_with_a(
+    dir: &std::path::Path,
+    clock: &Arc<ManualClock>,
+    sync: SyncMode,
+    units: u32,
+) -> Arc<Engine> {
+    let engine = open(config(dir, SHARDS, sync), clock.clone());
+    engine.execute(product("A")).expect("product");
+    engine.execute(receive("r1", "A", units)).expect("receive");
+    engine
+}
+
+/// Asserts that what `what` holds of A counts until `deadline_ms` and is free from then on: 1 ms
+/// before, `taker` cannot reserve `short` units; at the deadline it reserves `free` units (and
+/// keeps them).
+fn assert_held_until(
+    engine: &Engine,
+    clock: &ManualClock,
+    deadline_ms: u64,
+    taker: &str,
+    (short, free): (u32, u32),
+    what: &str,
+) {
+    clock.set_ms(deadline_ms - 1);
+    let early = engine.execute(reserve(taker, &[("A", short)], 60));
+    assert!(
+        is_short_of_stock(&early),
+        "{what} counts until {deadline_ms} ms: {early:?}"
+    );
+    clock.set_ms(deadline_ms);
+    engine
+        .execute(reserve(taker, &[("A", free)], 60))
+        .unwrap_or_else(|e| panic!("{what} is due at {deadline_ms} ms, free for {taker}: {e}"));
+}
+
 #[test]
 fn a_hold_homed_in_another_shard_stops_counting_at_its_deadline_for_a_write_on_its_sku() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(0));
-    let engine = open(config(dir.path(), SHARDS, SyncMode::None), clock.clone());
-    engine.execute(product("A")).expect("product");
-    engine.execute(receive("r1", "A", 5)).expect("receive");
+    let engine = engine_with_a(dir.path(), &clock, SyncMode::None, 5);
     let holds = ids_homed_away_from("A", "h", 6);
     let takers = ids_homed_away_from("A", "t", 6);
     for (hold, taker) in holds.iter().zip(&takers) {
         engine
             .execute(reserve(hold, &[("A", 5)], 1))
             .expect("reserve all");
-        clock.advance_ms(999);
-        let early = engine.execute(reserve(taker, &[("A", 1)], 1));
-        assert!(
-            is_short_of_stock(&early),
-            "{hold} still counts 1 ms before its deadline: {early:?}"
-        );
-        clock.advance_ms(1);
-        engine
-            .execute(reserve(taker, &[("A", 5)], 1))
-            .unwrap_or_else(|e| panic!("{hold} is due: its stock is free for {taker}: {e}"));
+        assert_held_until(&engine, &clock, clock.now_ms() + 1_000, taker, (1, 5), hold);
         let expired = engine
             .get_reservation(hold)
             .expect("the hold is remembered");
@@ -66,9 +91,7 @@ fn a_hold_homed_in_another_shard_stops_counting_at_its_deadline_for_a_write_on_i
 fn a_bound_left_low_by_a_hold_released_early_neither_blocks_nor_fails_writes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(0));
-    let engine = open(config(dir.path(), SHARDS, SyncMode::None), clock.clone());
-    engine.execute(product("A")).expect("product");
-    engine.execute(receive("r1", "A", 10)).expect("receive");
+    let engine = engine_with_a(dir.path(), &clock, SyncMode::None, 10);
     // The earliest deadline ever set (1 s), released at once: the bound stays at 1 s.
     engine
         .execute(reserve("early", &[("A", 1)], 1))
@@ -89,16 +112,7 @@ fn a_bound_left_low_by_a_hold_released_early_neither_blocks_nor_fails_writes() {
         engine.execute(release(&id)).expect("release");
     }
     // And the live hold still expires exactly at its own deadline.
-    clock.set_ms(59_999);
-    let short = engine.execute(reserve("x", &[("A", 10)], 60));
-    assert!(
-        is_short_of_stock(&short),
-        "late counts until 60 s: {short:?}"
-    );
-    clock.set_ms(60_000);
-    engine
-        .execute(reserve("x", &[("A", 10)], 60))
-        .expect("late is due at 60 s");
+    assert_held_until(&engine, &clock, 60_000, "x", (10, 10), "late");
     engine.check_invariants().expect("invariants");
 }
 
@@ -106,9 +120,7 @@ fn a_bound_left_low_by_a_hold_released_early_neither_blocks_nor_fails_writes() {
 fn holds_falling_due_one_after_another_each_stop_counting_at_their_own_deadline() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(0));
-    let engine = open(config(dir.path(), SHARDS, SyncMode::None), clock.clone());
-    engine.execute(product("A")).expect("product");
-    engine.execute(receive("r1", "A", 4)).expect("receive");
+    let engine = engine_with_a(dir.path(), &clock, SyncMode::None, 4);
     // Deadlines 1, 2, 3 and 4 s, one unit each: all 4 units held.
     let holds = ids_homed_away_from("A", "h", 4);
     for (i, hold) in holds.iter().enumerate() {
@@ -116,20 +128,10 @@ fn holds_falling_due_one_after_another_each_stop_counting_at_their_own_deadline(
             .execute(reserve(hold, &[("A", 1)], i as u32 + 1))
             .expect("reserve");
     }
+    // Each taker keeps its unit: every unit stays held by someone.
     for (i, hold) in holds.iter().enumerate() {
         let deadline_ms = (i as u64 + 1) * 1_000;
-        clock.set_ms(deadline_ms - 1);
-        let taker = format!("t{i}");
-        let short = engine.execute(reserve(&taker, &[("A", 1)], 60));
-        assert!(
-            is_short_of_stock(&short),
-            "{hold} counts until {deadline_ms} ms: {short:?}"
-        );
-        clock.set_ms(deadline_ms);
-        engine
-            .execute(reserve(&taker, &[("A", 1)], 60))
-            .unwrap_or_else(|e| panic!("{hold} is due at {deadline_ms} ms: {e}"));
-        // The taker keeps its unit: every unit stays held by someone.
+        assert_held_until(&engine, &clock, deadline_ms, &format!("t{i}"), (1, 1), hold);
     }
     engine.check_invariants().expect("invariants");
 }
@@ -140,22 +142,14 @@ fn after_a_restart_a_hold_that_fell_due_meanwhile_is_expired_by_the_next_write()
     let clock = Arc::new(ManualClock::new(0));
     let hold = ids_homed_away_from("A", "h", 1).remove(0);
     {
-        let engine = open(config(dir.path(), SHARDS, SyncMode::Fsync), clock.clone());
-        engine.execute(product("A")).expect("product");
-        engine.execute(receive("r1", "A", 3)).expect("receive");
+        let engine = engine_with_a(dir.path(), &clock, SyncMode::Fsync, 3);
         engine
             .execute(reserve(&hold, &[("A", 3)], 10))
             .expect("reserve");
         engine.shutdown();
     }
     let engine = open(config(dir.path(), SHARDS, SyncMode::Fsync), clock.clone());
-    clock.set_ms(9_999);
-    let short = engine.execute(reserve("t", &[("A", 1)], 60));
-    assert!(is_short_of_stock(&short), "replayed hold counts: {short:?}");
-    clock.set_ms(10_000);
-    engine
-        .execute(reserve("t", &[("A", 3)], 60))
-        .expect("the replayed hold is due at 10 s");
+    assert_held_until(&engine, &clock, 10_000, "t", (1, 3), "the replayed hold");
     assert_eq!(
         engine.get_reservation(&hold).expect("remembered").state,
         ReservationState::Expired
