@@ -517,12 +517,7 @@ impl Engine {
                     wait_lsn: locked.max_last_lsn(),
                 },
                 Ok(Decision::Write(events)) => {
-                    // An op that starts or ends one hold lets go of the hold's SKU shards
-                    // before its home-shard bookkeeping (`apply::HomeTail`).
-                    locked.defer_home = matches!(
-                        op,
-                        Op::Reserve { .. } | Op::Release { .. } | Op::Commit { .. }
-                    );
+                    locked.defer_home = decide::reply_reads_only_home(&op);
                     let (lsn, wake) = self.write(&ctx, &mut locked, now, events);
                     let result = decide::output_written(&ctx, &mut locked, op, now, &self.config);
                     drop(locked);
@@ -537,8 +532,9 @@ impl Engine {
     }
 
     /// Draws the next LSN, applies the events, derives and applies the alert events they call
-    /// for, and queues the record — all under the locks. The caller drops the returned wake-up
-    /// of the WAL writer after it unlocks.
+    /// for, and queues the record — under the locks, except that a hold's home-shard tail and
+    /// the queueing may come after the op let go of its other shards (`Locked::finish_home`).
+    /// The caller drops the returned wake-up of the WAL writer after it unlocks.
     fn write(
         &self,
         ctx: &Ctx,

@@ -63,7 +63,8 @@ pub struct Locked<'a> {
     pub guards: SmallVec<[(usize, ShardGuard<'a, Shard>); 4]>,
     /// Whether a hold's start or end may leave its home-shard part ([`HomeTail`]) for
     /// [`Locked::finish_home`], to be applied after the op has let go of its other shards.
-    /// Set only by the live path of an op whose record starts or ends one hold.
+    /// Set by the live path for ops whose reply reads only the hold's home shard
+    /// (`decide::reply_reads_only_home`); off in replay.
     pub defer_home: bool,
     tail: Option<(HomeTail, At)>,
 }
@@ -131,7 +132,8 @@ impl<'a> Locked<'a> {
         // One guard left: still in ascending order.
         self.guards.swap(0, at_home);
         self.guards.truncate(1);
-        apply_tail(ctx, self, tail, at, &events[at.index])
+        self.defer_home = false;
+        home_tail(ctx, self, tail, at, &events[at.index])
     }
 }
 
@@ -146,19 +148,8 @@ fn home_tail(
     if locked.defer_home {
         assert!(locked.tail.is_none(), "one deferred hold per op");
         locked.tail = Some((tail, at));
-        Ok(())
-    } else {
-        apply_tail(ctx, locked, tail, at, event)
+        return Ok(());
     }
-}
-
-fn apply_tail(
-    ctx: &Ctx,
-    locked: &mut Locked,
-    tail: HomeTail,
-    at: At,
-    event: &Event,
-) -> Result<(), String> {
     match (tail, event) {
         (
             HomeTail::Created { home, existing },

@@ -354,6 +354,16 @@ pub fn output_written(
     }
 }
 
+/// Whether the op's reply ([`output_written`]) reads nothing but its hold in the hold's home
+/// shard: then the op may let go of its other shards before the hold's home-shard bookkeeping
+/// (`Locked::defer_home`, `apply::HomeTail`). Any other op's reply may look at more shards.
+pub fn reply_reads_only_home(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Reserve { .. } | Op::Release { .. } | Op::Commit { .. }
+    )
+}
+
 fn reservation_entry<'s>(
     ctx: &Ctx,
     locked: &'s mut Locked,
