@@ -18,7 +18,7 @@
 //!   ship ORDER CARRIER TRACKING   deliver ORDER       cancel ORDER [REASON...]
 //!   return ID ORDER SKU:Q[,...] [REASON...]            approve ID REFUND [restock]
 //!   reject ID [REASON...]         orders [customer=C] [status=S]
-//!   alerts [all]                  pos [open]          po ID STATUS
+//!   alerts [all] [sku=X]          pos [open]          po ID STATUS
 //! An argument `-` stands for an empty id.
 
 mod common;
@@ -237,7 +237,13 @@ impl Runner {
             }
             "alerts" => {
                 let alerts = self.engine.list_alerts(args.contains(&"all"));
-                let lines: Vec<String> = alerts.iter().map(alert_text).collect();
+                // `sku=X`: only X's alerts.
+                let sku = args.iter().find_map(|a| a.strip_prefix("sku="));
+                let lines: Vec<String> = alerts
+                    .iter()
+                    .filter(|a| sku.is_none_or(|sku| a.sku == sku))
+                    .map(alert_text)
+                    .collect();
                 if lines.is_empty() {
                     "no alerts".into()
                 } else {

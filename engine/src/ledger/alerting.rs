@@ -75,22 +75,21 @@ pub fn derive(
     policy: &AlertPolicy,
 ) -> Vec<Event> {
     let mut events = Vec::new();
+    // Most ops leave every SKU they change with nothing open and nothing to open (apply
+    // noted it): nothing to look up, with the SKU shards still held.
+    if !locked.may_alert {
+        return events;
+    }
     let none = AlertState::default();
     for sku in touched_skus(applied) {
         let Some(entry) = locked.shard(ctx.router.of(sku)).skus.get(sku) else {
             continue;
         };
-        let available = entry.available();
-        let level = entry.product.reorder_level;
-        // The common case — nothing open, nothing to open — costs the lookup and a few
-        // comparisons (this runs after every stock change).
-        let any_open = entry
-            .alerts
-            .as_deref()
-            .is_some_and(|s| s.low.is_some() || s.out.is_some());
-        if !any_open && (level == 0 || !entry.ever_stocked || u64::from(level) <= available) {
+        if !entry.may_alert() {
             continue;
         }
+        let available = entry.available();
+        let level = entry.product.reorder_level;
         let state = entry.alerts.as_deref().unwrap_or(&none);
         let open: Vec<(AlertKind, &String)> = [
             (AlertKind::LowStock, state.low.as_ref()),

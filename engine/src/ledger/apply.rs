@@ -67,6 +67,10 @@ pub struct Locked<'a> {
     /// (`decide::reply_reads_only_home`); off in replay.
     pub defer_home: bool,
     tail: Option<(HomeTail, At)>,
+    /// Whether a SKU this op changed may call for an alert event ([`SkuEntry::may_alert`]
+    /// right after the change): else `alerting::derive` has nothing to look at. It runs with
+    /// the SKU shards held, after every stock change.
+    pub may_alert: bool,
 }
 
 /// The part of a hold's start or end that touches only its home shard: its slot in the
@@ -113,6 +117,7 @@ impl<'a> Locked<'a> {
             guards,
             defer_home: false,
             tail: None,
+            may_alert: false,
         }
     }
 
@@ -262,8 +267,9 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, at: At, event: &Event) -> Result<()
                 Some(entry) if entry.stamp >= at.stamp => {}
                 Some(entry) => {
                     entry.product = product;
-                    entry.stamp = at.stamp;
-                    entry.publish();
+                    // A new reorder level can open an alert, or resolve one.
+                    let may_alert = entry.changed(sku, at.stamp);
+                    locked.may_alert |= may_alert;
                 }
                 None => {
                     let cell = Arc::new(SkuCell::new());
@@ -348,9 +354,8 @@ pub fn apply(ctx: &Ctx, locked: &mut Locked, at: At, event: &Event) -> Result<()
                     ));
                 }
                 entry.reserved += u64::from(line.quantity);
-                entry.stamp = at.stamp;
-                entry.assert_invariants(&line.sku);
-                entry.publish();
+                let may_alert = entry.changed(&line.sku, at.stamp);
+                locked.may_alert |= may_alert;
             }
             let home = ctx.router.of(reservation_id);
             let existing = locked.shard(home).reservations.slot_of(reservation_id);
@@ -475,9 +480,8 @@ fn apply_stock_change(
         }
         entry.on_hand = change.after;
         entry.ever_stocked |= entry.on_hand > 0;
-        entry.stamp = at.stamp;
-        entry.assert_invariants(sku);
-        entry.publish();
+        let may_alert = entry.changed(sku, at.stamp);
+        locked.may_alert |= may_alert;
     }
     let shard = locked.shard(ctx.router.of(change.id));
     let table = match change.kind {
@@ -544,9 +548,8 @@ fn end_hold(
         }
         entry.reserved -= quantity;
         entry.on_hand -= deducted;
-        entry.stamp = at.stamp;
-        entry.assert_invariants(&line.sku);
-        entry.publish();
+        let may_alert = entry.changed(&line.sku, at.stamp);
+        locked.may_alert |= may_alert;
     }
     let home = ctx.router.of(id);
     let slot = locked

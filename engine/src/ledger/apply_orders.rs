@@ -522,9 +522,8 @@ fn restock(ctx: &Ctx, locked: &mut Locked, at: At, lines: &[Line]) -> Result<(),
         }
         entry.on_hand = after;
         entry.ever_stocked = true;
-        entry.stamp = at.stamp;
-        entry.assert_invariants(&line.sku);
-        entry.publish();
+        let may_alert = entry.changed(&line.sku, at.stamp);
+        locked.may_alert |= may_alert;
     }
     Ok(())
 }

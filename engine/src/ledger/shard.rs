@@ -160,6 +160,27 @@ impl SkuEntry {
     pub fn level(&self, sku: &str) -> StockLevel {
         stock_level(sku, self.on_hand, self.reserved, self.product.reorder_level)
     }
+    /// Whether the SKU's state may call for an alert event — one to open, or open ones to
+    /// resolve — so that [`super::alerting::derive`] looks closer. False in the common case:
+    /// nothing open, and no level set, never stocked, or stock at or above the level.
+    pub fn may_alert(&self) -> bool {
+        let any_open = self
+            .alerts
+            .as_deref()
+            .is_some_and(|s| s.low.is_some() || s.out.is_some());
+        let level = self.product.reorder_level;
+        any_open || (level != 0 && self.ever_stocked && u64::from(level) > self.available())
+    }
+    /// Ends a change made by the event at `stamp`: stamps the SKU, checks its invariants,
+    /// publishes its figures to lock-free readers, and says whether alerts need a look
+    /// ([`SkuEntry::may_alert`]).
+    #[must_use]
+    pub fn changed(&mut self, sku: &str, stamp: Stamp) -> bool {
+        self.stamp = stamp;
+        self.assert_invariants(sku);
+        self.publish();
+        self.may_alert()
+    }
     pub fn publish(&self) {
         self.cell
             .publish(self.on_hand, self.reserved, self.product.reorder_level);
