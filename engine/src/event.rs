@@ -295,4 +295,184 @@ impl Record {
     pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
         postcard::from_bytes(bytes)
     }
+
+    /// The kind ([`Event::kind`]) of a record's event if it holds exactly one, read from the
+    /// payload's first few bytes — `at_ms`, the event count, the variant index — without
+    /// decoding the rest. A consumer that wants a few kinds skips most records this way (a
+    /// stock op is one event unless it opens an alert). `None`: several events (decode
+    /// them), or bytes that do not start a record.
+    pub fn sole_event_kind(bytes: &[u8]) -> Option<&'static str> {
+        let mut rest = bytes;
+        let _at_ms = varint(&mut rest)?;
+        if varint(&mut rest)? != 1 {
+            return None;
+        }
+        let index = usize::try_from(varint(&mut rest)?).ok()?;
+        event_kinds().get(index).copied()
+    }
+}
+
+/// A postcard varint (LEB128: 7 bits a byte, low first) at the front of `bytes`, consumed.
+fn varint(bytes: &mut &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    for (i, &byte) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            *bytes = &bytes[i + 1..];
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// The names of [`Event`]'s variants by postcard's variant index — their declaration order —
+/// as serde's derive lists them (so no second list can fall out of step with the enum). The
+/// names are the kinds [`Event::kind`] returns.
+fn event_kinds() -> &'static [&'static str] {
+    static KINDS: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    KINDS.get_or_init(|| match Event::deserialize(variants::Listing) {
+        Err(variants::Listed(names)) => names,
+        Ok(_) => unreachable!("the listing deserializer yields no value"),
+    })
+}
+
+/// A deserializer that yields nothing but the variant names an enum's derived `Deserialize`
+/// hands to it.
+mod variants {
+    use serde::de::{Deserializer, Visitor};
+
+    pub struct Listing;
+
+    #[derive(Debug)]
+    pub struct Listed(pub &'static [&'static str]);
+
+    impl std::fmt::Display for Listed {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "variants {:?}", self.0)
+        }
+    }
+
+    impl std::error::Error for Listed {}
+
+    impl serde::de::Error for Listed {
+        fn custom<T: std::fmt::Display>(_: T) -> Self {
+            Listed(&[])
+        }
+    }
+
+    impl<'de> Deserializer<'de> for Listing {
+        type Error = Listed;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Listed> {
+            Err(Listed(&[]))
+        }
+        fn deserialize_enum<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            variants: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Listed> {
+            Err(Listed(variants))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map struct
+            identifier ignored_any
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::PurchaseOrderStatus;
+    use crate::model::Line;
+
+    fn samples() -> Vec<Event> {
+        vec![
+            Event::ProductUpserted {
+                sku: "A".into(),
+                name: "a".into(),
+                unit_price_cents: 100,
+                reorder_level: 1,
+                reorder_quantity: 2,
+            },
+            Event::InventoryReserved {
+                reservation_id: "h1".into(),
+                lines: vec![Line::new("A", 3)].into(),
+                ttl_seconds: 60,
+                created_at_ms: 1,
+                expires_at_ms: 60_001,
+            },
+            Event::ReservationReleased {
+                reservation_id: "h1".into(),
+                lines: vec![Line::new("A", 3)].into(),
+            },
+            Event::OrderDelivered {
+                order_id: "o1".into(),
+            },
+            Event::PurchaseOrderUpdated {
+                purchase_order_id: "A/PO1".into(),
+                sku: "A".into(),
+                status: PurchaseOrderStatus::Received,
+                forgotten: vec![],
+            },
+        ]
+    }
+
+    #[test]
+    fn sole_event_kind_reads_the_first_variant_of_a_one_event_record() {
+        // A late `at_ms` takes a multi-byte varint.
+        for at_ms in [0, 1_765_000_000_000] {
+            for event in samples() {
+                let kind = event.kind();
+                let bytes = Record {
+                    at_ms,
+                    events: vec![event],
+                }
+                .encode();
+                assert_eq!(Record::sole_event_kind(&bytes), Some(kind));
+            }
+        }
+    }
+
+    #[test]
+    fn sole_event_kind_declines_several_events_none_and_cut_bytes() {
+        let both = Record {
+            at_ms: 5,
+            events: samples(),
+        }
+        .encode();
+        assert_eq!(Record::sole_event_kind(&both), None);
+        let none = Record {
+            at_ms: 5,
+            events: vec![],
+        }
+        .encode();
+        assert_eq!(Record::sole_event_kind(&none), None);
+        // Cut before the variant index: nothing to read, and no panic.
+        let one = Record {
+            at_ms: 1_765_000_000_000,
+            events: samples().split_off(4),
+        }
+        .encode();
+        let head = 6 + 1 + 1;
+        for cut in 0..head {
+            assert_eq!(Record::sole_event_kind(&one[..cut]), None, "cut at {cut}");
+        }
+        assert_eq!(
+            Record::sole_event_kind(&one[..head]),
+            Some("PurchaseOrderUpdated")
+        );
+    }
+
+    #[test]
+    fn event_kinds_are_the_variants_in_declaration_order() {
+        let kinds = event_kinds();
+        assert_eq!(kinds.first(), Some(&"ProductUpserted"));
+        assert_eq!(kinds.last(), Some(&"PurchaseOrderUpdated"));
+        let mut unique = kinds.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), kinds.len());
+    }
 }

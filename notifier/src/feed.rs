@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use engine::{Engine, Record};
 use tokio::sync::watch;
 
-use crate::derive::{Rules, derive};
+use crate::derive::{NOTIFYING_KINDS, Rules, derive};
 use crate::message::Message;
 use crate::{Shared, limits};
 
@@ -73,11 +73,15 @@ pub(crate) async fn follow(
             let now = crate::time::now_ms();
             let mut messages = Vec::new();
             for (lsn, payload) in batch {
+                unsaved = Some(lsn);
+                if Record::sole_event_kind(&payload).is_some_and(|k| !NOTIFYING_KINDS.contains(&k))
+                {
+                    continue;
+                }
                 match Record::decode(&payload) {
                     Ok(record) => messages.extend(derive(lsn, &record, &*engine, &rules, now)),
                     Err(e) => tracing::error!(lsn, "notifier: undecodable WAL record skipped: {e}"),
                 }
-                unsaved = Some(lsn);
             }
             let due = idle || !messages.is_empty() || saved_at.elapsed() >= save_interval;
             if let Some(last) = unsaved.filter(|_| due) {
