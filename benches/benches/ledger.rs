@@ -6,17 +6,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use benches::{XorShift, engine_with_stock, release, reserve, reserve_release_pairs, sku};
+use benches::{Submitters, XorShift, engine_with_stock, release, reserve, sku};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use engine::engine::default_shards;
 use engine::{Engine, SyncMode};
 
 static RUN: AtomicU64 = AtomicU64::new(0);
 
-/// Runs `iters` reserve+release pairs split over `threads` threads; returns the wall time.
-fn pairs(engine: &Arc<Engine>, threads: usize, iters: u64, skus: usize) -> Duration {
-    let run = RUN.fetch_add(1, Ordering::Relaxed);
-    reserve_release_pairs(engine, threads, iters, skus, run)
+/// Ids stay unique across samples on one engine.
+fn next_run() -> u64 {
+    RUN.fetch_add(1, Ordering::Relaxed)
 }
 
 fn in_process(c: &mut Criterion) {
@@ -25,11 +24,13 @@ fn in_process(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(5));
     let dir = tempfile::tempdir().expect("tempdir");
     let hot = engine_with_stock(&dir.path().join("hot"), SyncMode::Off, default_shards(), 1);
+    let one = Submitters::new(&hot, 1, 1);
     group.bench_function("reserve_release_pair/hot_sku_1_thread", |b| {
-        b.iter_custom(|iters| pairs(&hot, 1, iters, 1))
+        b.iter_custom(|iters| one.run(iters, next_run()))
     });
+    let two = Submitters::new(&hot, 2, 1);
     group.bench_function("reserve_release_pair/hot_sku_2_threads", |b| {
-        b.iter_custom(|iters| pairs(&hot, 2, iters, 1))
+        b.iter_custom(|iters| two.run(iters, next_run()))
     });
     let spread = engine_with_stock(
         &dir.path().join("spread"),
@@ -37,8 +38,9 @@ fn in_process(c: &mut Criterion) {
         default_shards(),
         100_000,
     );
+    let spread_two = Submitters::new(&spread, 2, 100_000);
     group.bench_function("reserve_release_pair/uniform_100k_skus_2_threads", |b| {
-        b.iter_custom(|iters| pairs(&spread, 2, iters, 100_000))
+        b.iter_custom(|iters| spread_two.run(iters, next_run()))
     });
     group.finish();
 }

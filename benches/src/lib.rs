@@ -91,32 +91,86 @@ pub fn reserve_release_pairs(
     skus: usize,
     run: u64,
 ) -> std::time::Duration {
-    let per_thread = pairs.div_ceil(threads as u64);
-    let names: Arc<Vec<String>> = Arc::new((0..skus).map(sku).collect());
-    let started = std::time::Instant::now();
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
-            let engine = engine.clone();
-            let names = names.clone();
-            std::thread::spawn(move || {
-                let mut rng = XorShift(0x9e37_79b9 + t as u64);
-                let prefix = format!("{run}-{t}-");
-                for i in 0..per_thread {
-                    let id = numbered(&prefix, i);
-                    let s = names[if skus == 1 { 0 } else { rng.next_below(skus) }].clone();
-                    engine
-                        .submit(reserve(id.clone(), s))
-                        .result
-                        .expect("reserve");
-                    engine.submit(release(id)).result.expect("release");
-                }
+    Submitters::new(engine, threads, skus).run(pairs, run)
+}
+
+/// Submitting threads that live across runs, as the server's runtime workers do: criterion
+/// hands every sample to the same threads, so a sample measures the ops — not starting
+/// threads, nor the allocator abandoning each exited thread's heap and adopting its pages.
+pub struct Submitters {
+    jobs: Vec<std::sync::mpsc::Sender<(u64, u64)>>,
+    done: std::sync::mpsc::Receiver<()>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Submitters {
+    /// `threads` threads submitting reserve+release pairs on one SKU, or uniformly over `skus`.
+    pub fn new(engine: &Arc<Engine>, threads: usize, skus: usize) -> Self {
+        let names: Arc<Vec<String>> = Arc::new((0..skus).map(sku).collect());
+        let (finished, done) = std::sync::mpsc::channel();
+        let mut jobs = Vec::new();
+        let handles = (0..threads)
+            .map(|t| {
+                let (job, next) = std::sync::mpsc::channel::<(u64, u64)>();
+                jobs.push(job);
+                let (engine, names, finished) = (engine.clone(), names.clone(), finished.clone());
+                std::thread::spawn(move || {
+                    let mut rng = XorShift(0x9e37_79b9 + t as u64);
+                    while let Ok((pairs, run)) = next.recv() {
+                        let prefix = format!("{run}-{t}-");
+                        for i in 0..pairs {
+                            let id = numbered(&prefix, i);
+                            let s = names[if skus == 1 { 0 } else { rng.next_below(skus) }].clone();
+                            engine
+                                .submit(reserve(id.clone(), s))
+                                .result
+                                .expect("reserve");
+                            engine.submit(release(id)).result.expect("release");
+                        }
+                        finished.send(()).expect("the run waits for every thread");
+                    }
+                })
             })
-        })
-        .collect();
-    for h in handles {
-        h.join().expect("thread");
+            .collect();
+        Self {
+            jobs,
+            done,
+            handles,
+        }
     }
-    started.elapsed()
+
+    /// Runs `pairs` pairs split over the threads; returns the wall time. `run` keeps ids
+    /// unique across runs on one engine.
+    pub fn run(&self, pairs: u64, run: u64) -> std::time::Duration {
+        let per_thread = pairs.div_ceil(self.jobs.len() as u64);
+        let started = std::time::Instant::now();
+        for job in &self.jobs {
+            job.send((per_thread, run)).expect("submitter thread");
+        }
+        for _ in &self.jobs {
+            // A thread that died (a failed op panics) never reports: fail, do not hang.
+            while self
+                .done
+                .recv_timeout(std::time::Duration::from_millis(100))
+                .is_err()
+            {
+                assert!(
+                    !self.handles.iter().any(|h| h.is_finished()),
+                    "a submitter thread died"
+                );
+            }
+        }
+        started.elapsed()
+    }
+}
+
+impl Drop for Submitters {
+    fn drop(&mut self) {
+        self.jobs.clear();
+        for handle in self.handles.drain(..) {
+            handle.join().expect("submitter thread");
+        }
+    }
 }
 
 /// `prefix` followed by `n` in decimal: a client's id, built without the formatting machinery
