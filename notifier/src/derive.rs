@@ -432,11 +432,10 @@ mod tests {
         let t = Templates::load(None).unwrap();
         let managers = ["m1@example.com".to_string()];
         let r = rules(&t, &managers, false);
-        let order = |id: &str| id.to_string();
         let line = || vec![Line::new("S", 1)];
         let events = [
             Event::OrderCreated {
-                order_id: order("o1"),
+                order_id: "o1".into(),
                 customer_id: "alice".into(),
                 lines: vec![OrderLine {
                     sku: "S".into(),
@@ -450,21 +449,21 @@ mod tests {
                 payment_deadline_ms: 60_000,
             },
             Event::OrderPaid {
-                order_id: order("o1"),
+                order_id: "o1".into(),
                 customer_id: "alice".into(),
                 payment_id: "p1".into(),
                 amount_cents: 100,
             },
             Event::OrderShipped {
-                order_id: order("o1"),
+                order_id: "o1".into(),
                 carrier: "UPS".into(),
                 tracking_number: "1Z".into(),
             },
             Event::OrderDelivered {
-                order_id: order("o1"),
+                order_id: "o1".into(),
             },
             Event::OrderCancelled {
-                order_id: order("o2"),
+                order_id: "o2".into(),
                 customer_id: "alice".into(),
                 from: OrderStatus::Paid,
                 reason: "changed my mind".into(),
@@ -473,7 +472,7 @@ mod tests {
             },
             Event::ReturnApproved {
                 return_id: "x1".into(),
-                order_id: order("o1"),
+                order_id: "o1".into(),
                 customer_id: "alice".into(),
                 lines: line(),
                 refund_cents: 100,
@@ -481,7 +480,7 @@ mod tests {
             },
             Event::ReturnRejected {
                 return_id: "x2".into(),
-                order_id: order("o1"),
+                order_id: "o1".into(),
                 lines: line(),
                 reason: "worn".into(),
             },

@@ -67,9 +67,9 @@ pub struct Locked<'a> {
     /// (`decide::reply_reads_only_home`); off in replay.
     pub defer_home: bool,
     tail: Option<(HomeTail, At)>,
-    /// Whether a SKU this op changed may call for an alert event ([`SkuEntry::may_alert`]
-    /// right after the change): else `alerting::derive` has nothing to look at. It runs with
-    /// the SKU shards held, after every stock change.
+    /// Whether a SKU this op changed may call for an alert event ([`SkuEntry::may_alert`],
+    /// asked right after the change). If none may, `alerting::derive` — which runs with the
+    /// SKU shards held — looks nothing up.
     pub may_alert: bool,
 }
 
