@@ -28,10 +28,15 @@ fn in_process(c: &mut Criterion) {
     group.bench_function("reserve_release_pair/hot_sku_1_thread", |b| {
         b.iter_custom(|iters| one.run(iters, next_run()))
     });
+    // Its thread ends here. The next bench's threads free what it allocated, and mimalloc
+    // takes a page's frees from other threads back into use when the page's owner allocates
+    // again, or when the owner exits and its heap is adopted — not while it sits idle.
+    drop(one);
     let two = Submitters::new(&hot, 2, 1);
     group.bench_function("reserve_release_pair/hot_sku_2_threads", |b| {
         b.iter_custom(|iters| two.run(iters, next_run()))
     });
+    drop(two);
     let spread = engine_with_stock(
         &dir.path().join("spread"),
         SyncMode::Off,
