@@ -802,8 +802,10 @@ impl Engine {
         self.expiry_hint_ms.store(earliest, Ordering::Release);
     }
 
-    /// Before a read: expire due holds so that a hold is never counted after its deadline.
-    fn expire_before_read(&self) {
+    /// Expires due holds if the engine-wide lower bound of all deadlines says one may be due:
+    /// before a read (so a hold is never counted after its deadline), and the sweeper's tick
+    /// (which would otherwise lock every shard every tick to find nothing).
+    fn expire_if_due(&self) {
         let now = self.clock.now_ms();
         if self.expiry_hint_ms.load(Ordering::Acquire) <= now {
             self.expire_due(now);
@@ -856,7 +858,7 @@ impl Engine {
     /// Current stock of a SKU, lock-free. May be ahead of disk by one group commit.
     pub fn get_stock(&self, sku: &str) -> Result<StockLevel> {
         validate::sku("sku", sku)?;
-        self.expire_before_read();
+        self.expire_if_due();
         self.index
             .get(sku)
             .map(|e| e.value().level(sku))
@@ -870,7 +872,7 @@ impl Engine {
         page_size: usize,
         low_only: bool,
     ) -> (Vec<StockLevel>, Option<String>) {
-        self.expire_before_read();
+        self.expire_if_due();
         let page_size = page_size.clamp(1, limits::PAGE_SIZE_MAX);
         let mut out = Vec::with_capacity(page_size);
         let lower = match after {
@@ -919,7 +921,7 @@ impl Engine {
 
     pub fn get_reservation(&self, id: &str) -> Result<Reservation> {
         validate::id("reservation_id", id)?;
-        self.expire_before_read();
+        self.expire_if_due();
         let now = self.clock.now_ms();
         let shard = self.shards[self.router.of(id)].lock();
         shard
@@ -952,7 +954,7 @@ impl Engine {
     /// An order and the LSN of its last change (where `WatchOrder` follows the feed from).
     pub fn get_order_at(&self, id: &str) -> Result<(Order, u64)> {
         validate::id("order_id", id)?;
-        self.expire_before_read();
+        self.expire_if_due();
         let now = self.clock.now_ms();
         let shard = self.shards[self.router.of(id)].lock();
         shard
@@ -970,7 +972,7 @@ impl Engine {
         after: Option<&str>,
         page_size: usize,
     ) -> (Vec<Order>, Option<String>) {
-        self.expire_before_read();
+        self.expire_if_due();
         let now = self.clock.now_ms();
         let page_size = page_size.clamp(1, limits::PAGE_SIZE_MAX);
         let mut page: BTreeMap<String, Order> = BTreeMap::new();
@@ -1008,7 +1010,7 @@ impl Engine {
 
     /// Open alerts (and resolved ones still kept, with `include_resolved`), oldest first.
     pub fn list_alerts(&self, include_resolved: bool) -> Vec<Alert> {
-        self.expire_before_read();
+        self.expire_if_due();
         let mut out: Vec<Alert> = Vec::new();
         for shard in self.shards.iter() {
             let shard = shard.lock();
@@ -1259,8 +1261,7 @@ fn sweep_loop(engine: std::sync::Weak<Engine>, stop: Arc<(Mutex<bool>, Condvar)>
         let Some(engine) = engine.upgrade() else {
             return;
         };
-        let now = engine.clock.now_ms();
-        engine.expire_due(now);
+        engine.expire_if_due();
     }
 }
 
