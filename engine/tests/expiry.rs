@@ -43,6 +43,14 @@ fn engine_with_a(
     engine
 }
 
+/// A fresh engine ([`engine_with_a`], no WAL) in a new directory, its clock at 0.
+fn fresh_with_a(units: u32) -> (tempfile::TempDir, Arc<ManualClock>, Arc<Engine>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(0));
+    let engine = engine_with_a(dir.path(), &clock, SyncMode::None, units);
+    (dir, clock, engine)
+}
+
 /// Asserts that what `what` holds of A counts until `deadline_ms` and is free from then on: 1 ms
 /// before, `taker` cannot reserve `short` units; at the deadline it reserves `free` units (and
 /// keeps them).
@@ -68,9 +76,7 @@ fn assert_held_until(
 
 #[test]
 fn a_hold_homed_in_another_shard_stops_counting_at_its_deadline_for_a_write_on_its_sku() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let clock = Arc::new(ManualClock::new(0));
-    let engine = engine_with_a(dir.path(), &clock, SyncMode::None, 5);
+    let (_dir, clock, engine) = fresh_with_a(5);
     let holds = ids_homed_away_from("A", "h", 6);
     let takers = ids_homed_away_from("A", "t", 6);
     for (hold, taker) in holds.iter().zip(&takers) {
@@ -89,9 +95,7 @@ fn a_hold_homed_in_another_shard_stops_counting_at_its_deadline_for_a_write_on_i
 
 #[test]
 fn a_bound_left_low_by_a_hold_released_early_neither_blocks_nor_fails_writes() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let clock = Arc::new(ManualClock::new(0));
-    let engine = engine_with_a(dir.path(), &clock, SyncMode::None, 10);
+    let (_dir, clock, engine) = fresh_with_a(10);
     // The earliest deadline ever set (1 s), released at once: the bound stays at 1 s.
     engine
         .execute(reserve("early", &[("A", 1)], 1))
@@ -118,9 +122,7 @@ fn a_bound_left_low_by_a_hold_released_early_neither_blocks_nor_fails_writes() {
 
 #[test]
 fn holds_falling_due_one_after_another_each_stop_counting_at_their_own_deadline() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let clock = Arc::new(ManualClock::new(0));
-    let engine = engine_with_a(dir.path(), &clock, SyncMode::None, 4);
+    let (_dir, clock, engine) = fresh_with_a(4);
     // Deadlines 1, 2, 3 and 4 s, one unit each: all 4 units held.
     let holds = ids_homed_away_from("A", "h", 4);
     for (i, hold) in holds.iter().enumerate() {
