@@ -558,6 +558,7 @@ async fn invctl_smoke() {
     let server = Server::start(&dir.path().join("data"), Opts::default());
     let addr = server.url();
     let a = addr.as_str();
+    invctl_ends_quietly_when_its_reader_is_gone(a);
     let (code, _, err) = invctl(&[
         "--addr",
         a,
@@ -608,4 +609,27 @@ async fn invctl_smoke() {
     let (code, out, _) = invctl(&["--help"]);
     assert_eq!(code, 0);
     assert!(out.contains("Exit codes"), "{out}");
+}
+
+/// `invctl … | head`: the reader closes the pipe before invctl prints. invctl ends by SIGPIPE,
+/// as other command-line tools do, with no panic on stderr.
+fn invctl_ends_quietly_when_its_reader_is_gone(addr: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(common::INVCTL)
+        .args(["--addr", addr, "stock", "list"])
+        .env_remove("INVENTORY_ADDR")
+        .env_remove("INVENTORY_TOKEN")
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?} {stderr}",
+        out.status
+    );
 }

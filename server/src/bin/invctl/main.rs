@@ -324,7 +324,20 @@ fn usage(message: impl Into<String>) -> Failure {
     }
 }
 
+/// A reader that stops early (`invctl stock list | head`) closes the pipe: end quietly, as
+/// other command-line tools do, instead of panicking on the next print (Rust's runtime ignores
+/// SIGPIPE, so every `println!` after that fails).
+#[allow(unsafe_code)]
+fn end_quietly_when_the_reader_goes() {
+    // SAFETY: sets a signal's disposition back to the default before any other thread runs;
+    // no handler is installed, so nothing runs in signal context.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    end_quietly_when_the_reader_goes();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
